@@ -1,0 +1,99 @@
+"""mat2torch command line: thin argument handling around the pipeline.
+
+Exit codes: 0 success, 1 the file could not be converted, 2 usage error.
+No traceback reaches the user; MAT2TORCH_DEBUG=1 shows one for bug reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from codegen.diagnostics import ConversionError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mat2torch",
+        description="Turn MATLAB Deep Learning Toolbox networks into PyTorch source.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    conv = sub.add_parser(
+        "convert",
+        help="write model.py and weights.pt for a network saved in a .mat file",
+        description="Convert the network in FILE into DIR/model.py and DIR/weights.pt.",
+    )
+    conv.add_argument("file", metavar="FILE", type=Path, help="the .mat file")
+    conv.add_argument(
+        "-o",
+        "--output",
+        metavar="DIR",
+        type=Path,
+        required=True,
+        help="folder for model.py and weights.pt (created if missing)",
+    )
+    conv.add_argument(
+        "--var",
+        metavar="NAME",
+        help="the variable holding the network (when the file has several)",
+    )
+    conv.add_argument(
+        "--class-name",
+        metavar="NAME",
+        help="name of the generated nn.Module class (default: from the variable)",
+    )
+    conv.add_argument(
+        "--force", action="store_true", help="overwrite an existing model.py"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "convert":
+            return _convert(args)
+    except ConversionError as exc:
+        print(f"mat2torch: {exc.render()}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("mat2torch: interrupted; nothing was written.", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug: say so plainly, no traceback
+        if os.environ.get("MAT2TORCH_DEBUG"):
+            traceback.print_exc()
+        print(
+            f"mat2torch: internal error while converting ({type(exc).__name__}: {exc}). "
+            "Nothing was written. Please report it with the .mat file; "
+            "MAT2TORCH_DEBUG=1 shows the details.",
+            file=sys.stderr,
+        )
+        return 1
+    return 2
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from codegen.pipeline import convert
+
+    result = convert(
+        args.file,
+        args.output,
+        var=args.var,
+        class_name=args.class_name,
+        force=args.force,
+    )
+    net = result.network
+    print(
+        f"Converted '{net.variable}' ({net.matlab_class}, {len(net.nodes)} layers) "
+        f"from {args.file.name} into {args.output}/: model.py, weights.pt"
+    )
+    for note in result.notes:
+        print(f"note: {note}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""From a MATLAB network record to a layer graph in a stable topological order."""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+from typing import Any
+
+from codegen.diagnostics import ConversionError
+from codegen.ir import Port
+from codegen.matfile import MatObject
+from codegen.naming import fallback_name
+
+# Named ports of multi-input/multi-output layers, by position.
+NAMED_PORTS = {
+    "indices": 1,
+    "size": 2,
+    "hidden": 1,
+    "cell": 2,
+    "mask": 1,
+    "scores": 1,
+}
+
+
+@dataclass(frozen=True)
+class LayerGraph:
+    """Layers (MATLAB order, names made unique) and their connections."""
+
+    matlab_class: str
+    layers: tuple[MatObject, ...]
+    names: tuple[str, ...]
+    inputs: dict[str, tuple[Port, ...]]  # per layer name, by input index
+    output_names: tuple[str, ...]  # dlnetwork OutputNames, if saved
+    order: tuple[int, ...]  # topological, ties by MATLAB order
+
+    def record(self, name: str) -> MatObject:
+        return self.layers[self.names.index(name)]
+
+
+def build(value: Any, what: str) -> LayerGraph:
+    """Layers and connections of a saved network, LayerGraph or layer array."""
+    matlab_class, layers, connections, outputs = _unpack(value, what)
+    if not layers:
+        raise ConversionError(f"{what} holds no layers.")
+    names = _names(layers)
+    if connections is None:  # a chain
+        inputs = {
+            names[i]: ((Port(layer=names[i - 1]),) if i else ())
+            for i in range(len(names))
+        }
+    else:
+        inputs = _connect(names, connections, what)
+    order = _topological(names, inputs, what)
+    return LayerGraph(matlab_class, tuple(layers), tuple(names), inputs, outputs, order)
+
+
+def _unpack(
+    value: Any, what: str
+) -> tuple[str, list[MatObject], list[tuple[str, str]] | None, tuple[str, ...]]:
+    if isinstance(value, list):
+        layers = [v for v in value if isinstance(v, MatObject)]
+        return "layer array", layers, None, ()
+    if not isinstance(value, MatObject):
+        raise ConversionError(f"{what} is not a network.")
+    cls = value.classname
+    if cls == "dlnetwork":
+        inner = value.get("LayerGraph")
+        if not isinstance(inner, MatObject):
+            raise ConversionError(f"{what}: this dlnetwork has no saved layer graph.")
+        _, layers, connections, _ = _unpack(inner, what)
+        outputs = value.get("OutputNames")
+        names = tuple(outputs) if isinstance(outputs, list) else ()
+        if isinstance(outputs, str):
+            names = (outputs,)
+        return cls, layers, connections, names
+    layers = value.get("Layers")
+    layers = layers if isinstance(layers, list) else []
+    if cls == "SeriesNetwork":
+        return cls, layers, None, ()
+    conns = value.get("Connections")
+    return cls, layers, _connections(conns), ()
+
+
+def _connections(table: Any) -> list[tuple[str, str]]:
+    if not isinstance(table, dict) or "Source" not in table:
+        return []
+
+    def text(v: Any) -> str:
+        while isinstance(v, list) and len(v) == 1:
+            v = v[0]
+        return str(v)
+
+    return [
+        (text(s), text(d))
+        for s, d in zip(table["Source"], table["Destination"], strict=True)
+    ]
+
+
+def _names(layers: list[MatObject]) -> list[str]:
+    """Layer names; unnamed layers get class-based names like MATLAB's."""
+    names: list[str] = []
+    counts: dict[str, int] = {}
+    taken = {str(layer.get("Name") or "") for layer in layers}
+    for layer in layers:
+        name = str(layer.get("Name") or "")
+        if not name or name in names:
+            base = name or fallback_name(layer.classname)
+            n = counts.get(base, 0)
+            while True:
+                n += 1
+                candidate = f"{base}_{n}"
+                if candidate not in taken and candidate not in names:
+                    break
+            counts[base] = n
+            name = candidate
+        names.append(name)
+    return names
+
+
+def _port(text: str, default_names: tuple[str, ...]) -> tuple[str, int]:
+    layer, _, port = text.rpartition("/")
+    if not layer:
+        return text, 0
+    if port in default_names:
+        return layer, 0
+    for prefix in default_names:
+        if port.startswith(prefix) and port[len(prefix) :].isdigit():
+            return layer, int(port[len(prefix) :]) - 1
+    if port in NAMED_PORTS:
+        return layer, NAMED_PORTS[port]
+    return text, 0
+
+
+def _connect(
+    names: list[str], connections: list[tuple[str, str]], what: str
+) -> dict[str, tuple[Port, ...]]:
+    known = set(names)
+    slots: dict[str, dict[int, Port]] = {n: {} for n in names}
+    for src, dst in connections:
+        s_layer, s_index = _port(src, ("out",)) if src not in known else (src, 0)
+        d_layer, d_index = _port(dst, ("in",)) if dst not in known else (dst, 0)
+        if s_layer not in known or d_layer not in known:
+            raise ConversionError(
+                f"{what}: connection {src!r} → {dst!r} names a layer that is not in the network."
+            )
+        slots[d_layer][d_index] = Port(layer=s_layer, index=s_index)
+    return {n: tuple(slots[n][i] for i in sorted(slots[n])) for n in names}
+
+
+def _topological(
+    names: list[str], inputs: dict[str, tuple[Port, ...]], what: str
+) -> tuple[int, ...]:
+    index = {n: i for i, n in enumerate(names)}
+    consumers: dict[str, list[str]] = {n: [] for n in names}
+    pending = {n: 0 for n in names}
+    for n in names:
+        for p in inputs[n]:
+            consumers[p.layer].append(n)
+            pending[n] += 1
+    ready = [index[n] for n in names if pending[n] == 0]
+    heapq.heapify(ready)
+    order: list[int] = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(i)
+        for c in consumers[names[i]]:
+            pending[c] -= 1
+            if pending[c] == 0:
+                heapq.heappush(ready, index[c])
+    if len(order) != len(names):
+        stuck = sorted((n for n in names if pending[n]), key=index.__getitem__)
+        raise ConversionError(
+            f"{what}: the layer graph has a cycle through {', '.join(map(repr, stuck[:5]))}."
+        )
+    return tuple(order)

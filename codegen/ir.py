@@ -1,0 +1,242 @@
+"""The intermediate representation: a network graph of typed layer nodes.
+
+Nodes are frozen, keyword-only dataclasses. Each node kind names its jinja
+template; every layout conversion (MATLAB H×W×C×N → PyTorch N×C×H×W,
+column-major flattening, padding order) is already applied to the values held
+here, so templates only print them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+# --------------------------------------------------------------------------
+# Tensor types
+
+_TORCH_LAYOUT = {
+    "SSC": "N×C×H×W",
+    "SSSC": "N×C×H×W×D",
+    "SC": "N×C×L",
+    "C": "N×C",
+    "CT": "N×T×C",
+    "SCT": "N×T×C×L",
+    "SSCT": "N×T×C×H×W",
+    "SSSCT": "N×T×C×H×W×D",
+}
+_SPATIAL_LETTERS = {1: ("L",), 2: ("H", "W"), 3: ("H", "W", "D")}
+
+
+@dataclass(frozen=True, kw_only=True)
+class TensorType:
+    """The per-observation shape of a tensor, in MATLAB's terms.
+
+    ``spatial`` lists the S sizes (H, W[, D]); ``time`` says whether there is a
+    T dimension, whose length is only known at run time.
+    """
+
+    spatial: tuple[int, ...] = ()
+    channels: int
+    time: bool = False
+
+    @property
+    def format(self) -> str:
+        return "S" * len(self.spatial) + "C" + ("T" if self.time else "")
+
+    @property
+    def matlab(self) -> str:
+        """Size in MATLAB's own notation, e.g. ``28×28×1`` (batch omitted)."""
+        dims = [*map(str, self.spatial), str(self.channels)]
+        if self.time:
+            dims.append("T")
+        return "×".join(dims)
+
+    @property
+    def torch_layout(self) -> str:
+        return _TORCH_LAYOUT[self.format]
+
+    @property
+    def torch_shape(self) -> tuple[int | str, ...]:
+        """The PyTorch shape with symbolic N (and T)."""
+        if self.time:
+            return ("N", "T", self.channels, *self.spatial)
+        return ("N", self.channels, *self.spatial)
+
+    @property
+    def spatial_letters(self) -> tuple[str, ...]:
+        return _SPATIAL_LETTERS.get(len(self.spatial), ())
+
+
+# --------------------------------------------------------------------------
+# Padding
+
+
+@dataclass(frozen=True, kw_only=True)
+class Pad:
+    """Explicit padding applied before a layer, in ``F.pad`` order.
+
+    ``amounts`` is (left, right, top, bottom) for 2-D data: the last dimension
+    first, as ``torch.nn.functional.pad`` wants it. ``same`` holds
+    (kernel, stride, dilation) when MATLAB's 'same' padding must be computed
+    from the input size at run time (stride > 1).
+    """
+
+    amounts: tuple[int, ...] = ()
+    mode: str = "constant"  # constant | replicate | reflect | symmetric
+    value: float = 0.0
+    same: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]] | None = None
+
+    @property
+    def needed(self) -> bool:
+        return self.same is not None or any(self.amounts)
+
+
+# --------------------------------------------------------------------------
+# Calls
+
+
+@dataclass(frozen=True)
+class Call:
+    """A constructor call such as ``nn.Conv2d(3, 16, kernel_size=3)``.
+
+    Keyword arguments equal to PyTorch's defaults are left out by the parser,
+    so the generated line shows only what matters.
+    """
+
+    func: str
+    args: tuple[object, ...] = ()
+    kwargs: tuple[tuple[str, object], ...] = ()
+
+
+# --------------------------------------------------------------------------
+# Graph
+
+
+@dataclass(frozen=True, kw_only=True)
+class Port:
+    """One output of a layer: ``layer`` is the MATLAB layer name."""
+
+    layer: str
+    index: int = 0
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class Node:
+    """Base of every layer node.
+
+    ``template`` names the jinja file under ``templates/layers/``; it offers
+    the macros ``init(layer)`` and ``forward(layer, out, args)``.
+    ``helpers`` names snippets under ``templates/helpers/`` that the generated
+    file must define once. ``elide`` marks layers that do nothing at
+    inference (output layers): their input flows straight through.
+    """
+
+    template: ClassVar[str]
+    elide: ClassVar[bool] = False
+
+    name: str
+    matlab_class: str
+    inputs: tuple[Port, ...] = ()
+    in_types: tuple[TensorType, ...] = ()
+    out_types: tuple[TensorType, ...] = ()
+    ident: str = ""
+    helpers: tuple[str, ...] = ()
+
+    @property
+    def short_class(self) -> str:
+        return self.matlab_class.rsplit(".", 1)[-1]
+
+    @property
+    def in_type(self) -> TensorType:
+        return self.in_types[0]
+
+    @property
+    def out_type(self) -> TensorType:
+        return self.out_types[0]
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Tensors this node adds to the module's state_dict, keyed relative
+        to the module root."""
+        return {}
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class ModuleNode(Node):
+    """A node that owns an ``nn.Module`` attribute named after the layer.
+
+    ``module`` builds it; ``params`` are its state_dict entries relative to
+    that attribute (empty for an untrained layer).
+    """
+
+    template: ClassVar[str] = "module"
+    module: Call
+    params: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {f"{self.ident}.{k}": v for k, v in self.params.items()}
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class PaddedModule(ModuleNode):
+    """A module preceded by explicit padding and/or followed by a crop.
+
+    ``crop`` holds F.pad-order amounts removed from the module's output
+    (transposed convolutions with asymmetric cropping).
+    """
+
+    template: ClassVar[str] = "padded"
+    pad: Pad = Pad()
+    crop: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class InputSpec:
+    """One input of the generated ``forward``."""
+
+    layer: str
+    ident: str
+    type: TensorType
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutputSpec:
+    """One output of the generated ``forward`` and what MATLAB made of it."""
+
+    port: Port
+    ident: str
+    type: TensorType
+    classes: tuple[str, ...] = ()
+    class_weights: tuple[float, ...] = ()
+    loss: str = ""  # a sentence naming the matching PyTorch loss
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class Network:
+    """A parsed network, nodes in a stable topological order."""
+
+    source: str  # file basename
+    variable: str
+    matlab_class: str
+    class_name: str
+    nodes: tuple[Node, ...]
+    inputs: tuple[InputSpec, ...]
+    outputs: tuple[OutputSpec, ...]
+    notes: tuple[str, ...] = ()
+
+    def node(self, name: str) -> Node:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    def state(self) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for n in self.nodes:
+            out.update(n.state())
+        return dict(sorted(out.items()))
+
+    @property
+    def helpers(self) -> tuple[str, ...]:
+        return tuple(sorted({h for n in self.nodes for h in n.helpers}))

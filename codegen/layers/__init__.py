@@ -1,0 +1,302 @@
+"""Layer families: one module per family, each registering MATLAB classes.
+
+A handler turns one MATLAB layer record (its saved fields) plus the types of
+its inputs into an IR node. Handlers raise ``LayerError`` for anything they
+cannot convert; the pipeline collects those and reports them together.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from codegen.ir import Node, Pad, Port, TensorType
+from codegen.matfile import MatObject
+
+FAMILIES = (
+    "activation",
+    "conv",
+    "input",
+    "linear",
+    "norm",
+    "output",
+    "pool",
+)
+
+
+class LayerError(Exception):
+    """A layer that cannot be converted; ``hint`` says what to do."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+@dataclass(frozen=True)
+class Layer:
+    """What a handler sees: the MATLAB record and the types flowing in."""
+
+    record: MatObject
+    name: str
+    inputs: tuple[Port, ...]
+    in_types: tuple[TensorType, ...]
+
+    @property
+    def classname(self) -> str:
+        return self.record.classname
+
+    @property
+    def in_type(self) -> TensorType:
+        return self.in_types[0]
+
+    def common(self) -> dict[str, Any]:
+        """Keyword arguments every node takes."""
+        return {
+            "name": self.name,
+            "matlab_class": self.classname,
+            "inputs": self.inputs,
+            "in_types": self.in_types,
+        }
+
+    # ---- tolerant field access (field sets change across releases) ------
+
+    def has(self, key: str) -> bool:
+        value = self.record.get(key)
+        return value is not None and not _is_empty(value)
+
+    def raw(self, key: str, default: Any = None) -> Any:
+        value = self.record.get(key)
+        return default if value is None or _is_empty(value) else value
+
+    def number(self, key: str, default: float | None = None) -> float:
+        value = self.raw(key)
+        if value is None:
+            if default is None:
+                raise LayerError(f"its '{key}' property is missing.")
+            return default
+        if isinstance(value, str):
+            raise LayerError(f"its '{key}' is '{value}', expected a number.")
+        return float(np.asarray(value, dtype=np.float64).ravel()[0])
+
+    def integers(self, key: str, n: int, default: int | None = None) -> tuple[int, ...]:
+        """A size vector of ``n`` entries; MATLAB allows a scalar for all."""
+        value = self.raw(key)
+        if value is None:
+            if default is None:
+                raise LayerError(f"its '{key}' property is missing.")
+            return (default,) * n
+        flat = np.asarray(value, dtype=np.float64).ravel()
+        if flat.size == 1:
+            flat = np.repeat(flat, n)
+        if flat.size != n:
+            raise LayerError(f"its '{key}' has {flat.size} entries, expected {n}.")
+        return tuple(int(v) for v in flat)
+
+    def text(self, key: str, default: str | None = None) -> str:
+        value = self.raw(key)
+        if value is None:
+            if default is None:
+                raise LayerError(f"its '{key}' property is missing.")
+            return default
+        if isinstance(value, list) and len(value) == 1:
+            value = value[0]
+        return str(value)
+
+    def flag(self, key: str, default: bool = False) -> bool:
+        value = self.raw(key)
+        if value is None:
+            return default
+        return bool(np.asarray(value).ravel()[0])
+
+    def learnable(self, key: str) -> np.ndarray | None:
+        """A learnable's value (struct ``{Value, ...}`` or a bare array)."""
+        value = self.record.get(key)
+        if isinstance(value, dict):
+            value = value.get("Value")
+        if value is None or _is_empty(value):
+            return None
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "fiub":
+            raise LayerError(f"its '{key}' holds {arr.dtype} data, not numbers.")
+        return arr.astype(np.float32)
+
+    def state_value(self, key: str) -> np.ndarray | None:
+        """A state such as HiddenState (``{Value, Remember}`` or an array)."""
+        return self.learnable(key)
+
+
+def _is_empty(value: Any) -> bool:
+    if isinstance(value, np.ndarray):
+        return value.size == 0
+    if isinstance(value, (list, str, dict)):
+        return len(value) == 0
+    return False
+
+
+def mat_reshape(arr: np.ndarray, shape: tuple[int, ...], what: str) -> np.ndarray:
+    """Give a MATLAB array back the trailing singleton dims MATLAB dropped."""
+    if arr.size != math.prod(shape):
+        raise LayerError(
+            f"its {what} has {arr.size} values ({'×'.join(map(str, arr.shape))}), "
+            f"expected {'×'.join(map(str, shape))}."
+        )
+    return np.reshape(arr, shape, order="F")
+
+
+# --------------------------------------------------------------------------
+# Registry
+
+Handler = Callable[[Layer], Node]
+REGISTRY: dict[str, Handler] = {}
+FAMILY_OF: dict[str, str] = {}
+_loaded = False
+
+
+def register(*classnames: str) -> Callable[[Handler], Handler]:
+    """Register a handler for MATLAB classes; a class may be claimed once."""
+
+    def deco(fn: Handler) -> Handler:
+        family = fn.__module__.rsplit(".", 1)[-1]
+        for name in classnames:
+            if name in REGISTRY:
+                raise RuntimeError(f"{name} is registered twice")
+            REGISTRY[name] = fn
+            FAMILY_OF[name] = family
+        return fn
+
+    return deco
+
+
+def registry() -> dict[str, Handler]:
+    global _loaded
+    if not _loaded:
+        for family in FAMILIES:
+            importlib.import_module(f"codegen.layers.{family}")
+        _loaded = True
+    return REGISTRY
+
+
+# --------------------------------------------------------------------------
+# Padding shared by convolution and pooling
+
+
+def spatial_padding(
+    layer: Layer,
+    kernel: tuple[int, ...],
+    stride: tuple[int, ...],
+    dilation: tuple[int, ...],
+) -> tuple[tuple[int, ...], bool]:
+    """MATLAB padding as (before..., after...) per spatial dim.
+
+    Returns ``(pads, dynamic)``: ``pads`` is (t, l, b, r) style — all
+    befores then all afters — and ``dynamic`` is True when 'same' padding
+    depends on the input size (stride > 1) and must be computed at run time.
+    """
+    n = len(kernel)
+    mode = layer.text("PaddingMode", "manual").lower()
+    if mode == "same":
+        if any(s > 1 for s in stride):
+            return (0,) * (2 * n), True
+        totals = [(k - 1) * d for k, d in zip(kernel, dilation, strict=True)]
+        return tuple(t // 2 for t in totals) + tuple(t - t // 2 for t in totals), False
+    if mode not in ("manual", ""):
+        raise LayerError(f"PaddingMode '{mode}' is not supported here.")
+    if layer.has("PaddingSize"):
+        size = np.asarray(layer.raw("PaddingSize"), dtype=np.float64)
+        if n == 2:
+            t, b, left, r = (int(v) for v in np.broadcast_to(size.ravel(), (4,)))
+            return (t, left, b, r), False
+        if n == 3:  # [t l f; b r k]
+            m = np.reshape(size, (2, 3), order="F") if size.size == 6 else None
+            if m is None:
+                raise LayerError("its 3-D PaddingSize does not have 6 entries.")
+            return tuple(int(v) for v in m[0]) + tuple(int(v) for v in m[1]), False
+        lr = np.broadcast_to(size.ravel(), (2,))
+        return (int(lr[0]), int(lr[1])), False
+    if layer.has("Padding"):  # releases before 2018: [vertical horizontal]
+        vh = layer.integers("Padding", n)
+        return vh + vh, False
+    return (0,) * (2 * n), False
+
+
+def padded_size(
+    size: int, before: int, after: int, kernel: int, stride: int, dilation: int
+) -> int:
+    eff = (kernel - 1) * dilation + 1
+    out = (size + before + after - eff) // stride + 1
+    if out < 1:
+        raise LayerError(
+            f"its window ({eff}) is larger than its padded input ({size + before + after})."
+        )
+    return out
+
+
+def output_spatial(
+    in_spatial: tuple[int, ...],
+    kernel: tuple[int, ...],
+    stride: tuple[int, ...],
+    dilation: tuple[int, ...],
+    pads: tuple[int, ...],
+    dynamic: bool,
+) -> tuple[int, ...]:
+    n = len(kernel)
+    if dynamic:
+        return tuple(-(-s // st) for s, st in zip(in_spatial, stride, strict=True))
+    return tuple(
+        padded_size(
+            in_spatial[i], pads[i], pads[n + i], kernel[i], stride[i], dilation[i]
+        )
+        for i in range(n)
+    )
+
+
+def make_pad(
+    pads: tuple[int, ...],
+    dynamic: bool,
+    kernel: tuple[int, ...],
+    stride: tuple[int, ...],
+    dilation: tuple[int, ...],
+    mode: str = "constant",
+    value: float = 0.0,
+) -> Pad:
+    """Build an explicit ``Pad`` in F.pad order (last dimension first)."""
+    n = len(kernel)
+    if dynamic:
+        return Pad(mode=mode, value=value, same=(kernel, stride, dilation))
+    amounts: list[int] = []
+    for i in reversed(range(n)):
+        amounts += [pads[i], pads[n + i]]
+    return Pad(amounts=tuple(amounts), mode=mode, value=value)
+
+
+def padding_value(layer: Layer) -> tuple[str, float]:
+    """MATLAB PaddingValue → (F.pad-style mode, constant value)."""
+    value = layer.raw("PaddingValue", 0.0)
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, str):
+        modes = {
+            "replicate": "replicate",
+            "symmetric-exclude-edge": "reflect",
+            "symmetric-include-edge": "symmetric",
+        }
+        if value not in modes:
+            raise LayerError(f"PaddingValue '{value}' is not known.")
+        return modes[value], 0.0
+    return "constant", float(np.asarray(value, dtype=np.float64).ravel()[0])
+
+
+def symmetric_padding(pads: tuple[int, ...]) -> bool:
+    n = len(pads) // 2
+    return pads[:n] == pads[n:]
+
+
+def collapse(values: tuple[int, ...]) -> int | tuple[int, ...]:
+    """(3, 3) → 3: what a person writes for square kernels."""
+    return values[0] if len(set(values)) == 1 else values

@@ -1,0 +1,75 @@
+"""Fully connected layers.
+
+MATLAB flattens H×W×C inputs column-major (h fastest, then w, then c). The
+weight columns are permuted here so that the generated forward is a plain
+``torch.flatten(x, 1)`` of the N×C×H×W tensor followed by ``nn.Linear``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from codegen.ir import Call, ModuleNode, TensorType
+from codegen.layers import Layer, LayerError, mat_reshape, register
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class Linear(ModuleNode):
+    template: ClassVar[str] = "linear"
+    flatten: bool = False
+
+
+@register("nnet.cnn.layer.FullyConnectedLayer")
+def fully_connected(layer: Layer) -> Linear:
+    t = layer.in_type
+    spatial = t.spatial
+    in_features = math.prod(spatial) * t.channels
+    out = _output_size(layer)
+    weights = layer.learnable("Weights")
+    params: dict[str, np.ndarray] = {}
+    if weights is not None:
+        if not out:
+            out = weights.size // in_features
+        params["weight"] = _torch_weight(layer, weights, t, out)
+        bias = layer.learnable("Bias")
+        if bias is not None:
+            params["bias"] = mat_reshape(bias, (out,), "Bias")
+    if not out:
+        raise LayerError("its OutputSize is unknown and it has no weights.")
+    kwargs = (("bias", False),) if weights is not None and "bias" not in params else ()
+    return Linear(
+        **layer.common(),
+        module=Call("nn.Linear", (in_features, out), kwargs),
+        params=params,
+        flatten=bool(spatial),
+        out_types=(TensorType(channels=out, time=t.time),),
+    )
+
+
+def _output_size(layer: Layer) -> int:
+    # Version 2 files store OutputSize as [1 1 O].
+    value = layer.raw("OutputSize")
+    if value is None or isinstance(value, str):
+        return 0
+    return int(np.asarray(value, dtype=np.float64).ravel()[-1])
+
+
+def _torch_weight(layer: Layer, w: np.ndarray, t: TensorType, out: int) -> np.ndarray:
+    spatial = t.spatial or (1, 1)
+    c = t.channels
+    if w.ndim >= 3 or (layer.has("InputSize") and np.size(layer.raw("InputSize")) >= 3):
+        # Older releases: a kernel the size of the input, H×W×C×O.
+        k = mat_reshape(w, (*spatial, c, out), "Weights")
+        axes = (k.ndim - 1, k.ndim - 2, *range(len(spatial)))
+        return k.transpose(axes).reshape(out, -1)
+    w2 = mat_reshape(w, (out, math.prod(spatial) * c), "Weights")
+    if not t.spatial:
+        return w2
+    # Column j = h + H*w + H*W*c: a C-order index over (c, w, h).
+    n = len(spatial)
+    w3 = w2.reshape(out, c, *reversed(spatial))
+    return w3.transpose(0, 1, *range(n + 1, 1, -1)).reshape(out, -1)

@@ -1,0 +1,95 @@
+"""One naming pass: MATLAB layer names → safe, unique Python identifiers.
+
+Rules (also in the README):
+1. Non-ASCII letters lose their accents; anything else outside [A-Za-z0-9_]
+   becomes ``_``; CamelCase becomes snake_case; runs of ``_`` collapse and
+   leading/trailing ``_`` go (so no dunders).
+2. An empty result takes a name from the layer's class; a leading digit gets
+   a ``layer_`` prefix.
+3. Python keywords, names used by the generated file and ``nn.Module``
+   attributes get a trailing ``_``.
+4. Clashes get ``_2``, ``_3``, ... in MATLAB's layer order.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+import unicodedata
+
+# Attributes of torch.nn.Module (checked against the installed torch by a
+# test); a layer named like one of them would break the module.
+MODULE_ATTRIBUTES = frozenset("""
+    T_destination add_module apply bfloat16 buffers call_super_init children
+    compile cpu cuda double dump_patches eval extra_repr float forward
+    get_buffer get_extra_state get_parameter get_submodule half ipu
+    load_state_dict modules mtia named_buffers named_children named_modules
+    named_parameters parameters register_backward_hook register_buffer
+    register_forward_hook register_forward_pre_hook register_full_backward_hook
+    register_full_backward_pre_hook register_load_state_dict_post_hook
+    register_load_state_dict_pre_hook register_module register_parameter
+    register_state_dict_post_hook register_state_dict_pre_hook requires_grad_
+    set_extra_state set_submodule share_memory state_dict to to_empty train
+    training type xpu zero_grad
+    """.split())
+
+# Names the generated file itself defines or imports.
+FILE_NAMES = frozenset("""
+    torch nn F math Path self x super CLASSES CLASS_WEIGHTS WEIGHTS_FILE
+    load_model from_matlab normalize_input pad_same pad_symmetric
+    CrossChannelNorm AvgPoolMeanPad2d annotations
+    """.split())
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+
+def identifier(name: str, fallback: str = "layer") -> str:
+    """A snake_case identifier for one MATLAB name (not yet unique)."""
+    text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    text = re.sub(r"[^A-Za-z0-9]+", "_", text)
+    text = _CAMEL.sub("_", text).lower()
+    text = re.sub(r"_+", "_", text).strip("_")
+    if not text:
+        text = fallback
+    if text[0].isdigit():
+        text = f"layer_{text}"
+    if keyword.iskeyword(text) or keyword.issoftkeyword(text):
+        text += "_"
+    if text in MODULE_ATTRIBUTES or text in FILE_NAMES:
+        text += "_"
+    return text
+
+
+def unique_identifiers(
+    names: list[str], fallbacks: list[str], taken: set[str] | None = None
+) -> list[str]:
+    """Identifiers for ``names`` in order, none repeated and none in ``taken``."""
+    used = set(taken or ())
+    out = []
+    for name, fallback in zip(names, fallbacks, strict=True):
+        base = identifier(name, fallback)
+        candidate, n = base, 1
+        while candidate in used:
+            n += 1
+            candidate = f"{base}_{n}"
+        used.add(candidate)
+        out.append(candidate)
+    return out
+
+
+def class_name(name: str) -> str:
+    """A CamelCase class name for the generated module (``airCompNet`` → ``AirCompNet``)."""
+    words = identifier(name, "net").strip("_").split("_")
+    text = "".join(w[:1].upper() + w[1:] for w in words if w)
+    if not text or text[0].isdigit():
+        text = f"Net{text}"
+    if keyword.iskeyword(text) or text in FILE_NAMES or text in MODULE_ATTRIBUTES:
+        text += "Net"
+    return text
+
+
+def fallback_name(matlab_class: str) -> str:
+    """The name MATLAB-like tools would give an unnamed layer of this class."""
+    short = matlab_class.rsplit(".", 1)[-1]
+    short = re.sub(r"Layer$", "", short) or "layer"
+    return identifier(short)

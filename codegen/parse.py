@@ -1,0 +1,135 @@
+"""Parse a layer graph into the IR: one handler call per layer, in
+topological order, so every handler knows the types flowing into it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from codegen.diagnostics import ConversionError, Diagnostic, error
+from codegen.graph import LayerGraph
+from codegen.ir import InputSpec, Network, Node, OutputSpec, Port, TensorType
+from codegen.layers import Layer, LayerError, registry
+from codegen.naming import class_name as make_class_name
+from codegen.naming import fallback_name, unique_identifiers
+
+# Toolboxes whose layers are MathWorks' own; anything else is user code.
+BUILTIN_PREFIXES = ("nnet.", "vision.", "rl.", "images.", "audio.", "textanalytics.")
+
+
+def parse(
+    graph: LayerGraph, *, source: str, variable: str, class_name: str | None
+) -> Network:
+    handlers = registry()
+    types: dict[Port, TensorType] = {}
+    nodes: dict[str, Node] = {}
+    problems: list[Diagnostic] = []
+    for i in graph.order:
+        record, name = graph.layers[i], graph.names[i]
+        ports = graph.inputs[name]
+        handler = handlers.get(record.classname)
+        if handler is None:
+            problems.append(_unsupported(name, record.classname))
+            continue
+        if any(p not in types for p in ports):
+            continue  # an upstream layer failed; it is reported already
+        in_types = tuple(types[p] for p in ports)
+        try:
+            node = handler(Layer(record, name, ports, in_types))
+        except LayerError as exc:
+            problems.append(
+                error("layer", name, record.classname, exc.message, exc.hint)
+            )
+            continue
+        nodes[name] = node
+        for k, t in enumerate(node.out_types):
+            types[Port(layer=name, index=k)] = t
+    if problems:
+        raise ConversionError(
+            f"{source}: variable '{variable}' cannot be converted: "
+            f"{len(problems)} layer(s) are not supported.",
+            diagnostics=tuple(problems),
+            hint="Nothing was written. The README lists the supported layers.",
+        )
+    return _network(graph, nodes, source, variable, class_name)
+
+
+def _unsupported(name: str, classname: str) -> Diagnostic:
+    if not classname.startswith(BUILTIN_PREFIXES):
+        return error(
+            "custom",
+            name,
+            classname,
+            "is a user-defined layer; a .mat file stores only its property "
+            "values, not its code, so there is nothing to translate.",
+            "Replace it with built-in layers in MATLAB before saving, or remove "
+            "it there and write its PyTorch equivalent by hand.",
+        )
+    return error(
+        "unsupported",
+        name,
+        classname,
+        "is not supported by mat2torch yet.",
+        "Open an issue with the file, or replace the layer in MATLAB.",
+    )
+
+
+def _network(
+    graph: LayerGraph,
+    nodes: dict[str, Node],
+    source: str,
+    variable: str,
+    class_name: str | None,
+) -> Network:
+    ordered = [nodes[graph.names[i]] for i in graph.order]
+    in_matlab_order = [n for n in graph.names if n in nodes]
+    idents = unique_identifiers(
+        in_matlab_order, [fallback_name(nodes[n].matlab_class) for n in in_matlab_order]
+    )
+    ident_of = dict(zip(in_matlab_order, idents, strict=True))
+    ordered = [dataclasses.replace(n, ident=ident_of[n.name]) for n in ordered]
+    by_name = {n.name: n for n in ordered}
+
+    inputs = tuple(
+        InputSpec(layer=n.name, ident=n.ident, type=n.out_type)
+        for n in ordered
+        if not n.inputs
+    )
+    if not inputs:
+        raise ConversionError(f"{source}: variable '{variable}' has no input layer.")
+    outputs = tuple(_output(by_name, name) for name in _output_names(graph, ordered))
+    return Network(
+        source=source,
+        variable=variable,
+        matlab_class=graph.matlab_class,
+        class_name=class_name or make_class_name(variable),
+        nodes=tuple(ordered),
+        inputs=inputs,
+        outputs=outputs,
+    )
+
+
+def _output_names(graph: LayerGraph, ordered: list[Node]) -> list[str]:
+    if graph.output_names:
+        return [n for n in graph.output_names if n]
+    used = {p.layer for n in ordered for p in n.inputs}
+    return [n.name for n in ordered if n.name not in used]
+
+
+def _output(nodes: dict[str, Node], name: str) -> OutputSpec:
+    layer, _, port = name.partition("/")
+    node = nodes[layer]
+    index = int(port[3:]) - 1 if port.startswith("out") and port[3:].isdigit() else 0
+    if node.elide:
+        return OutputSpec(
+            port=Port(layer=layer),
+            ident=node.ident,
+            type=node.in_type,
+            classes=getattr(node, "classes", ()),
+            class_weights=getattr(node, "class_weights", ()),
+            loss=getattr(node, "loss", ""),
+        )
+    return OutputSpec(
+        port=Port(layer=layer, index=index),
+        ident=node.ident,
+        type=node.out_types[index],
+    )

@@ -1,0 +1,339 @@
+"""convert(): read → parse → render → format → check → write."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from codegen import graph as graph_mod
+from codegen.diagnostics import ConversionError
+from codegen.format import format_source, top_level_names
+from codegen.ir import Network
+from codegen.matfile import (
+    DETECTOR_CLASSES,
+    NETWORK_CLASSES,
+    SHALLOW_CLASSES,
+    Variable,
+    list_variables,
+    load_variables,
+)
+from codegen.naming import FILE_NAMES, MODULE_ATTRIBUTES
+from codegen.parse import parse
+from codegen.render import WEIGHTS_NAME, render
+from codegen.weights import weights_bytes
+
+MODEL_NAME = "model.py"
+
+
+@dataclass
+class Result:
+    """What a conversion produced (or would produce, before writing)."""
+
+    network: Network
+    code: str
+    weights: bytes
+    notes: list[str] = field(default_factory=list)
+    written: tuple[Path, ...] = ()
+
+
+# --------------------------------------------------------------------------
+# Finding the network in a file
+
+
+def is_network_variable(v: Variable) -> bool:
+    cls = v.classname
+    return (
+        cls in NETWORK_CLASSES
+        or cls in DETECTOR_CLASSES
+        or cls.startswith("nnet.cnn.layer.")
+    )
+
+
+def choose_variable(path: Path, var: str | None) -> str:
+    variables = list_variables(path)
+    candidates = [v for v in variables if is_network_variable(v)]
+    listing = ", ".join(f"'{v.name}' ({v.classname})" for v in candidates)
+    if var is not None:
+        found = [v for v in variables if v.name == var]
+        if not found:
+            raise ConversionError(
+                f"{path.name} has no variable '{var}'.",
+                hint=(
+                    f"Networks in the file: {listing}."
+                    if candidates
+                    else _no_network_hint(variables)
+                ),
+            )
+        if not is_network_variable(found[0]):
+            raise ConversionError(
+                f"{path.name}: variable '{var}' is a {found[0].classname}, not a network.",
+                hint=f"Networks in the file: {listing}." if candidates else "",
+            )
+        return var
+    if len(candidates) == 1:
+        return candidates[0].name
+    if not candidates:
+        shallow = [v for v in variables if v.classname in SHALLOW_CLASSES]
+        if shallow:
+            raise ConversionError(
+                f"{path.name}: variable '{shallow[0].name}' is a shallow neural network "
+                "(class 'network', from feedforwardnet/patternnet/fitnet), not a Deep "
+                "Learning Toolbox network.",
+                hint="mat2torch converts SeriesNetwork, DAGNetwork, dlnetwork, LayerGraph "
+                "and layer arrays. In MATLAB, rebuild the model with layers "
+                "(featureInputLayer, fullyConnectedLayer, ...) and save that.",
+            )
+        raise ConversionError(
+            f"{path.name} holds no network.", hint=_no_network_hint(variables)
+        )
+    raise ConversionError(
+        f"{path.name} holds {len(candidates)} networks: {listing}.",
+        hint="Choose one with --var NAME.",
+    )
+
+
+def _no_network_hint(variables: list[Variable]) -> str:
+    shown = ", ".join(f"'{v.name}' ({v.classname})" for v in variables[:10])
+    more = f" and {len(variables) - 10} more" if len(variables) > 10 else ""
+    found = f"It holds {shown}{more}." if variables else "It holds no variables."
+    return f"{found} Save the network itself: save('net.mat','net')."
+
+
+# --------------------------------------------------------------------------
+# Conversion
+
+
+def convert(
+    path: Path,
+    out_dir: Path | None = None,
+    *,
+    var: str | None = None,
+    class_name: str | None = None,
+    force: bool = False,
+    check: bool = True,
+) -> Result:
+    """Convert ``path``; write model.py and weights.pt into ``out_dir`` if given."""
+    path = Path(path)
+    if class_name is not None:
+        validate_class_name(class_name)
+    if out_dir is not None and not force and (Path(out_dir) / MODEL_NAME).exists():
+        raise ConversionError(
+            f"{Path(out_dir) / MODEL_NAME} exists already.",
+            hint="Pass --force to overwrite it, or choose another output folder.",
+        )
+    name = choose_variable(path, var)
+    record = load_variables(path, [name])[name]
+    what = f"{path.name}: variable '{name}'"
+    layer_graph = graph_mod.build(record, what)
+    net = parse(layer_graph, source=path.name, variable=name, class_name=class_name)
+    result = generate(net, check=check)
+    if out_dir is not None:
+        result.written = write_outputs(Path(out_dir), result, force=force)
+    return result
+
+
+def validate_class_name(name: str) -> None:
+    if (
+        not name.isidentifier()
+        or not name.isascii()
+        or name in FILE_NAMES | MODULE_ATTRIBUTES
+    ):
+        raise ConversionError(
+            f"--class-name {name!r} is not a usable Python class name.",
+            hint="Use letters, digits and underscores, starting with a letter, e.g. MyNet.",
+        )
+    import keyword
+
+    if keyword.iskeyword(name):
+        raise ConversionError(f"--class-name {name!r} is a Python keyword.")
+
+
+def generate(net: Network, *, check: bool = True) -> Result:
+    """Source and weights for ``net``.
+
+    The generated module is imported once here: it tells which state_dict
+    entries the .mat file could not fill (untrained layers get PyTorch's
+    default initialization, seeded) and, with ``check``, runs one forward pass
+    so a broken conversion never reaches the disk.
+    """
+    notes = list(net.notes)
+    state = net.state()
+    nan = sorted(
+        {
+            k.split(".")[0]
+            for k, v in state.items()
+            if v.dtype.kind == "f" and np.isnan(v).any()
+        }
+    )
+    if nan:
+        notes.append(
+            f"The .mat file holds NaN weights for {', '.join(nan)}; copied as they are."
+        )
+    code = _code(net, notes)
+    model = _instantiate(net, code, state)
+    missing = sorted(set(model.state_dict()) - set(state))
+    if missing:
+        layers = sorted({k.split(".")[0] for k in missing})
+        notes.append(
+            f"The .mat file holds no trained weights for {', '.join(layers)}; "
+            f"{WEIGHTS_NAME} holds PyTorch's default initialization (seed 0) for them."
+        )
+        for key, value in model.state_dict().items():
+            if key in missing:
+                state[key] = value.detach().cpu().numpy()
+        code = _code(net, notes)
+    if check:
+        _run_once(net, model, state)
+    return Result(network=net, code=code, weights=weights_bytes(state), notes=notes)
+
+
+def _code(net: Network, notes: list[str]) -> str:
+    code = format_source(
+        render(net, about=describe(net, notes), class_doc=class_doc(net))
+    )
+    stray = (
+        top_level_names(code)
+        - {net.class_name, "WEIGHTS_FILE", "load_model"}
+        - _allowed_extras(net)
+    )
+    if stray:
+        raise ConversionError(
+            f"internal error: the generated module defines unexpected names {sorted(stray)}.",
+            hint="Please report this with the .mat file.",
+        )
+    return code
+
+
+def _instantiate(net: Network, code: str, state: dict[str, np.ndarray]) -> Any:
+    import torch
+
+    module = types.ModuleType("mat2torch_generated")
+    module.__file__ = MODEL_NAME
+    exec(compile(code, MODEL_NAME, "exec"), module.__dict__)
+    torch.manual_seed(0)
+    model = getattr(module, net.class_name)()
+    expected = model.state_dict()
+    unknown = sorted(set(state) - set(expected))
+    wrong = sorted(
+        k for k in state if k in expected and tuple(expected[k].shape) != state[k].shape
+    )
+    if unknown or wrong:
+        raise ConversionError(
+            "internal error: the weights do not fit the generated module "
+            f"(unexpected {unknown[:5]}, shape mismatch {wrong[:5]}).",
+            hint="Please report this with the .mat file.",
+        )
+    return model
+
+
+def _run_once(net: Network, model: Any, state: dict[str, np.ndarray]) -> None:
+    import torch
+
+    tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}
+    model.load_state_dict(tensors, strict=True)
+    model.eval()
+    with torch.no_grad():
+        model(*[_example(spec.type) for spec in net.inputs])
+
+
+def _allowed_extras(net: Network) -> set[str]:
+    extras = {"CLASSES", "CLASS_WEIGHTS", "from_matlab"}
+    extras |= {f"CLASSES_{o.ident.upper()}" for o in net.outputs}
+    extras |= {f"CLASS_WEIGHTS_{o.ident.upper()}" for o in net.outputs}
+    extras |= {f"from_matlab_{i.ident}" for i in net.inputs}
+    extras |= {"pad_same", "pad_symmetric", "CrossChannelNorm", "AvgPoolMeanPad2d"}
+    return extras
+
+
+def describe(net: Network, notes: list[str]) -> list[str]:
+    """The module docstring's body: inputs, outputs, losses, notes."""
+    lines: list[str] = [""]
+    for spec in net.inputs:
+        t = spec.type
+        shape = ", ".join(map(str, t.torch_shape))
+        lines.append(
+            f"Input {spec.ident}: {t.torch_layout} float32, shape ({shape}); MATLAB "
+            f"passes it as {_matlab_layout(t.format)} of size {t.matlab} per observation "
+            "(from_matlab() converts)."
+        )
+        node = net.node(spec.layer)
+        kind = getattr(node, "normalization", "none")
+        if kind != "none":
+            lines.append(
+                f"The input layer's '{kind}' normalization runs inside forward(); "
+                "build the model with normalize_input=False for data that is "
+                "already normalized."
+            )
+    for out in net.outputs:
+        t = out.type
+        shape = ", ".join(map(str, t.torch_shape))
+        lines.append(f"Output {out.ident}: {t.torch_layout}, shape ({shape}).")
+        if out.classes:
+            lines.append(
+                f"Channel i is class CLASSES[i] ({len(out.classes)} classes, in MATLAB's order)."
+            )
+        if out.loss:
+            lines.append(out.loss)
+    lines += notes
+    return lines
+
+
+def _matlab_layout(fmt: str) -> str:
+    return {
+        "SSC": "H×W×C(×N)",
+        "SSSC": "H×W×D×C(×N)",
+        "C": "C(×N)",
+        "CT": "C×T",
+        "SC": "L×C(×N)",
+    }.get(fmt, fmt)
+
+
+def class_doc(net: Network) -> str:
+    return f"MATLAB {net.matlab_class} with {len(net.nodes)} layers, layer for layer."
+
+
+def _example(t: Any) -> Any:
+    import torch
+
+    shape = [2] + ([4] if t.time else []) + [t.channels, *t.spatial]
+    return torch.zeros(shape)
+
+
+# --------------------------------------------------------------------------
+# Writing
+
+
+def write_outputs(out_dir: Path, result: Result, *, force: bool) -> tuple[Path, ...]:
+    """Write both files or neither: temporary files first, then renames."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    targets = {MODEL_NAME: result.code.encode(), WEIGHTS_NAME: result.weights}
+    if not force and (out_dir / MODEL_NAME).exists():
+        raise ConversionError(
+            f"{out_dir / MODEL_NAME} exists already.",
+            hint="Pass --force to overwrite it, or choose another output folder.",
+        )
+    temps: dict[str, str] = {}
+    try:
+        for name, data in targets.items():
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=out_dir)
+            temps[name] = tmp
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        for name, tmp in temps.items():
+            os.replace(tmp, out_dir / name)
+    except OSError as exc:
+        for tmp in temps.values():
+            Path(tmp).unlink(missing_ok=True)
+        raise ConversionError(
+            f"could not write into {out_dir}: {exc.strerror or exc}.",
+            hint="Check that the folder is writable and the disk has space.",
+        ) from exc
+    return tuple(out_dir / name for name in targets)

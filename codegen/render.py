@@ -1,0 +1,261 @@
+"""Render a Network into model.py source (before black).
+
+The jinja environment is strict (undefined names fail), every literal goes
+through ``lit`` and every string taken from the .mat file reaches the output
+only through ``repr`` (code, comments) or ``doc`` (docstrings).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+
+from codegen.ir import Call, Network, Node, Pad, Port
+
+WEIGHTS_NAME = "weights.pt"
+
+
+def templates_dir() -> Path:
+    """``templates/`` of a checkout, or its copy inside an installed wheel."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "templates", here.parent / "templates"):
+        if (candidate / "model.py.jinja").is_file():
+            return candidate
+    raise FileNotFoundError("mat2torch templates are missing from this installation")
+
+
+@cache
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters.update(lit=lit, call=call, padded=padded, cropped=cropped, doc=doc)
+    return env
+
+
+# --------------------------------------------------------------------------
+# The one literal printer
+
+
+def lit(value: Any) -> str:
+    """Python source for a literal value; deterministic and safe."""
+    if isinstance(value, (bool, np.bool_)):
+        return "True" if value else "False"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        if math.isnan(v):
+            return "math.nan"
+        if math.isinf(v):
+            return "math.inf" if v > 0 else "-math.inf"
+        return repr(v)
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, (tuple, list)):
+        items = ", ".join(lit(v) for v in value)
+        if isinstance(value, tuple) and len(value) == 1:
+            return f"({items},)"
+        return f"({items})" if isinstance(value, tuple) else f"[{items}]"
+    if isinstance(value, Call):
+        return call(value)
+    raise TypeError(f"no literal form for {type(value).__name__}")
+
+
+def call(c: Call) -> str:
+    parts = [lit(a) for a in c.args] + [f"{k}={lit(v)}" for k, v in c.kwargs]
+    return f"{c.func}({', '.join(parts)})"
+
+
+def padded(expr: str, pad: Pad) -> str:
+    """``expr`` with explicit padding applied (F.pad order amounts)."""
+    if not pad.needed:
+        return expr
+    if pad.same is not None:
+        kernel, stride, dilation = pad.same
+        args = [expr, lit(kernel), lit(stride)]
+        if any(d != 1 for d in dilation):
+            args.append(lit(dilation))
+        if pad.mode != "constant":
+            args.append(f"mode={lit(pad.mode)}")
+        elif pad.value:
+            args.append(f"value={lit(pad.value)}")
+        return f"pad_same({', '.join(args)})"
+    if pad.mode == "symmetric":
+        return f"pad_symmetric({expr}, {lit(pad.amounts)})"
+    extra = ""
+    if pad.mode != "constant":
+        extra = f", mode={lit(pad.mode)}"
+    elif pad.value:
+        extra = f", value={lit(pad.value)}"
+    return f"F.pad({expr}, {lit(pad.amounts)}{extra})"
+
+
+def cropped(expr: str, crop: tuple[int, ...]) -> str:
+    """Remove ``crop`` (F.pad order) from ``expr``: F.pad with negative sizes."""
+    if not any(crop):
+        return expr
+    return f"F.pad({expr}, {lit(tuple(-c for c in crop))})"
+
+
+def doc(text: str) -> str:
+    """An untrusted string shown inside a docstring: its repr, made inert."""
+    return repr(str(text)).replace("\\", "\\\\").replace('"', '\\"')
+
+
+def trace(node: Node) -> str:
+    short = re.sub(r"[^A-Za-z0-9_.]", "?", node.short_class)
+    return f"{node.name!r} ({short})"
+
+
+# --------------------------------------------------------------------------
+# Forward planning
+
+
+@dataclass
+class Step:
+    node: Node
+    out: str
+    args: list[str]
+    free: list[str] = field(default_factory=list)
+
+
+def plan_forward(net: Network) -> tuple[list[str], list[Step], list[str]]:
+    """Variable names for the forward pass.
+
+    A value lives in ``x`` when its only use is the very next statement (the
+    chain case); other values are named after the layer that produced them
+    and deleted after their last use.
+    """
+    nodes = {n.name: n for n in net.nodes}
+
+    def resolve(port: Port) -> Port:
+        node = nodes[port.layer]
+        while node.elide and node.inputs:
+            port = node.inputs[0]
+            node = nodes[port.layer]
+        return port
+
+    steps = [n for n in net.nodes if not n.elide]
+    end = len(steps)
+    uses: dict[Port, list[int]] = {}
+    for i, n in enumerate(steps):
+        for p in n.inputs:
+            uses.setdefault(resolve(p), []).append(i)
+    for out in net.outputs:
+        uses.setdefault(resolve(out.port), []).append(end)
+
+    single_input = len(net.inputs) == 1
+    var: dict[Port, str] = {}
+    plan: list[Step] = []
+    last_use: dict[str, int] = {}
+    for i, n in enumerate(steps):
+        port = Port(layer=n.name)
+        users = uses.get(port, [])
+        next_index = i + 1
+        is_input = not n.inputs
+        chain = users == [next_index] or (users == [end] and next_index == end)
+        if is_input and not single_input:
+            chain = False
+        name = "x" if chain else n.ident
+        var[port] = name
+        args = [var[resolve(p)] for p in n.inputs]
+        plan.append(Step(n, name, args))
+        for u in users:
+            if name != "x":
+                last_use[name] = max(last_use.get(name, -1), u)
+    for name, idx in last_use.items():
+        if idx < end:
+            plan[idx].free.append(name)
+    inputs = [var[Port(layer=spec.layer)] for spec in net.inputs]
+    returns = [var[resolve(o.port)] for o in net.outputs]
+    return inputs, plan, returns
+
+
+# --------------------------------------------------------------------------
+# Module text
+
+
+@cache
+def _macros(template: str) -> Any:
+    return environment().get_template(f"layers/{template}.jinja").module
+
+
+def render(net: Network, about: list[str], class_doc: str) -> str:
+    env = environment()
+    inputs, plan, returns = plan_forward(net)
+    inits = []
+    for n in net.nodes:
+        code = str(_macros(n.template).init(n)).strip()
+        if code:
+            inits.append({"trace": trace(n), "code": code})
+    body = []
+    for step in plan:
+        code = str(_macros(step.node.template).forward(step.node, step.out, step.args))
+        if code.strip():
+            body.append(code.strip())
+        if step.free:
+            body.append(f"del {', '.join(sorted(step.free))}")
+    helpers = [
+        env.get_template(f"helpers/{h}.py.jinja").render().strip() for h in net.helpers
+    ]
+    converters = [
+        env.get_template("from_matlab.py.jinja").render(spec=spec, name=name).strip()
+        for spec, name in _converter_names(net)
+    ]
+    signature = ", ".join(f"{name}: torch.Tensor" for name in inputs)
+    returns_type = (
+        "torch.Tensor"
+        if len(returns) == 1
+        else f"tuple[{', '.join('torch.Tensor' for _ in returns)}]"
+    )
+    outputs_with_classes = []
+    for i, out in enumerate(net.outputs):
+        if not out.classes:
+            continue
+        suffix = "" if i == 0 else f"_{out.ident.upper()}"
+        outputs_with_classes.append(
+            {
+                "const": f"CLASSES{suffix}",
+                "classes": out.classes,
+                "weights": out.class_weights,
+                "weights_const": f"CLASS_WEIGHTS{suffix}",
+            }
+        )
+    code = "\n".join([*helpers, *converters, *body, *(b["code"] for b in inits)])
+    return env.get_template("model.py.jinja").render(
+        net=net,
+        about=about,
+        class_doc=class_doc,
+        helpers=helpers,
+        inits=inits,
+        body=body,
+        signature=signature,
+        returns=", ".join(returns),
+        returns_type=returns_type,
+        normalizes=any(
+            getattr(n, "normalization", "none") != "none" for n in net.nodes
+        ),
+        outputs_with_classes=outputs_with_classes,
+        weights_name=WEIGHTS_NAME,
+        converters=converters,
+        uses_math=bool(re.search(r"\bmath\.", code)),
+        uses_f=bool(re.search(r"\bF\.", code)),
+    )
+
+
+def _converter_names(net: Network) -> list[tuple[Any, str]]:
+    formats = {spec.type.format for spec in net.inputs}
+    if len(net.inputs) == 1 or len(formats) == 1:
+        return [(net.inputs[0], "from_matlab")]
+    return [(spec, f"from_matlab_{spec.ident}") for spec in net.inputs]
