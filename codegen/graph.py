@@ -57,6 +57,8 @@ def build(value: Any, what: str) -> LayerGraph:
 def _unpack(
     value: Any, what: str
 ) -> tuple[str, list[MatObject], list[tuple[str, str]] | None, tuple[str, ...]]:
+    if isinstance(value, MatObject) and value.classname.startswith("nnet.cnn.layer."):
+        value = [value]  # a 1×1 layer array reads back as the layer itself
     if isinstance(value, list):
         layers = [v for v in value if isinstance(v, MatObject)]
         return "layer array", layers, None, ()
@@ -74,6 +76,7 @@ def _unpack(
             names = (outputs,)
         return cls, layers, connections, names
     layers = value.get("Layers")
+    layers = [layers] if isinstance(layers, MatObject) else layers
     layers = layers if isinstance(layers, list) else []
     if cls == "SeriesNetwork":
         return cls, layers, None, ()

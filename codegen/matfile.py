@@ -84,10 +84,10 @@ class Variable:
 def list_variables(path: Path) -> list[Variable]:
     """List a file's variables without decoding them."""
     _check_readable(path)
-    from matio import whosmat
-
     try:
         with _quiet():
+            from matio import whosmat
+
             info = whosmat(str(path))
     except Exception as exc:  # mat-io raises many types on damaged files
         raise _unreadable(path, exc) from exc
@@ -97,10 +97,10 @@ def list_variables(path: Path) -> list[Variable]:
 def load_variables(path: Path, names: list[str]) -> dict[str, Any]:
     """Decode the named variables into plain records."""
     _check_readable(path)
-    from matio import load_from_mat
-
     try:
         with _quiet(), _heterogeneous_array_fix():
+            from matio import load_from_mat
+
             raw = load_from_mat(str(path), variable_names=names)
     except Exception as exc:
         raise _unreadable(path, exc) from exc
@@ -347,11 +347,15 @@ def write_mat(path: Path, variables: Mapping[str, Any], version: str = "v7") -> 
     networks (an ``any`` struct); lists of MatObjects become object arrays of
     the base class ``nnet.cnn.layer.Layer`` like a network's ``Layers``.
     """
-    from matio import save_to_mat
-
-    mdict = {name: _to_matio(value) for name, value in variables.items()}
     with _quiet(), _writer_fix():
+        from matio import save_to_mat
+
+        mdict = {name: _to_matio(value) for name, value in variables.items()}
         save_to_mat(str(path), mdict, version=version)
+    # mat-io stamps the current time into the header; keep files reproducible.
+    header = b"MATLAB 5.0 MAT-file, written by mat2torch"
+    with open(path, "r+b") as fh:
+        fh.write(header.ljust(116))
 
 
 def _to_matio(value: Any) -> Any:

@@ -295,7 +295,8 @@ def _matlab_layout(fmt: str) -> str:
 
 
 def class_doc(net: Network) -> str:
-    return f"MATLAB {net.matlab_class} with {len(net.nodes)} layers, layer for layer."
+    count = len(net.nodes)
+    return f"MATLAB {net.matlab_class} with {count} layer{'s' if count != 1 else ''}, layer for layer."
 
 
 def _example(t: Any) -> Any:

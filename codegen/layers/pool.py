@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from codegen.ir import Call, ModuleNode, Pad, PaddedModule, TensorType
 from codegen.layers import (
     Layer,
@@ -76,7 +78,7 @@ def avg_pool2d(layer: Layer) -> PaddedModule:
     exclude = isinstance(value, str) and value == "mean"
     if not exclude and isinstance(value, str):
         raise LayerError(f"PaddingValue '{value}' is not known.")
-    if not exclude and float(value) != 0.0:
+    if not exclude and float(np.asarray(value).ravel()[0]) != 0.0:
         raise LayerError("a non-zero average pooling PaddingValue is not supported.")
     out_type = _pooled(t, kernel, stride, pads, dynamic)
     kwargs: list[tuple[str, object]] = [("stride", collapse(stride))]

@@ -1,0 +1,325 @@
+"""Build layer records the way MATLAB saves them (field names as in real files).
+
+Used by the tests and to write the project's own example .mat files. Field
+sets follow recent releases unless a ``legacy`` flag asks for an older one
+(2017–2019 files: ``Padding`` [v h], 4-D FullyConnected weights, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from codegen.matfile import MatObject
+
+NS = "nnet.cnn.layer."
+
+
+def d(value: Any) -> np.ndarray:
+    """A MATLAB double: always at least 2-D."""
+    return np.atleast_2d(np.asarray(value, dtype=np.float64))
+
+
+def learnable(value: np.ndarray | None) -> dict[str, Any]:
+    v = np.zeros((0, 0)) if value is None else np.asarray(value, dtype=np.float32)
+    return {"Version": d(2), "Value": v, "LearnRateFactor": d(1), "L2Factor": d(1)}
+
+
+def layer(cls: str, name: str, version: float = 1, **fields: Any) -> MatObject:
+    return MatObject(NS + cls, {"Version": d(version), "Name": name, **fields}, saveobj=True)
+
+
+def plain_layer(cls: str, name: str, **fields: Any) -> MatObject:
+    """Layers implemented as nnet.layer.Layer subclasses: no ``any`` struct."""
+    return MatObject(
+        NS + cls,
+        {
+            "Name": name,
+            "Description": "",
+            "Type": "",
+            "nnet.layer.Layer.PrivateInputs": ["in"],
+            "nnet.layer.Layer.PrivateOutputs": ["out"],
+            "Version": d(1),
+            **fields,
+        },
+    )
+
+
+def series(layers: Sequence[MatObject]) -> MatObject:
+    return MatObject("SeriesNetwork", {"Version": d(1), "Layers": list(layers)}, saveobj=True)
+
+
+# --------------------------------------------------------------------------
+# inputs
+
+
+def normalization(kind: str, size: Sequence[int], **stats: np.ndarray) -> dict[str, Any] | np.ndarray:
+    if kind == "none":
+        return np.zeros((1, 0))
+    struct: dict[str, Any] = {"Version": d(2), "Type": kind, "ImageSize": d(list(size))}
+    for key, value in stats.items():
+        struct[key] = np.asarray(value, dtype=np.float32) if isinstance(value, np.ndarray) else d(value)
+    return struct
+
+
+def image_input(name: str, size: Sequence[int], norm: str = "none", **stats: Any) -> MatObject:
+    return layer(
+        "ImageInputLayer",
+        name,
+        version=5,
+        InputSize=d(list(size)),
+        Normalization=normalization(norm, size, **stats),
+        Augmentations=np.zeros((1, 0)),
+        NormalizationDimension="auto",
+        SplitComplexInputs=np.array([[False]]),
+    )
+
+
+def feature_input(name: str, n: int, norm: str = "none", **stats: Any) -> MatObject:
+    return layer(
+        "FeatureInputLayer",
+        name,
+        version=2,
+        InputSize=d(n),
+        Normalization=normalization(norm, [n], **stats),
+        NormalizationDimension="auto",
+        SplitComplexInputs=np.array([[False]]),
+    )
+
+
+# --------------------------------------------------------------------------
+# convolution and fully connected
+
+
+def _padding_fields(padding: Any, legacy: bool) -> dict[str, Any]:
+    if legacy:  # 2017: Padding [vertical horizontal], no PaddingMode
+        return {"Padding": d(list(padding))}
+    if padding == "same":
+        return {"PaddingMode": "same", "PaddingSize": d([0, 0, 0, 0])}
+    return {"PaddingMode": "manual", "PaddingSize": d(list(padding))}
+
+
+def conv2d(
+    name: str,
+    weights: np.ndarray,
+    bias: np.ndarray | None,
+    stride: Sequence[int] = (1, 1),
+    padding: Any = (0, 0, 0, 0),
+    dilation: Sequence[int] = (1, 1),
+    padding_value: Any = 0.0,
+    num_filters: Sequence[int] | None = None,
+    legacy: bool = False,
+) -> MatObject:
+    h, w = weights.shape[:2]
+    filters = list(num_filters) if num_filters else [weights.shape[3] if weights.ndim > 3 else 1]
+    fields: dict[str, Any] = {
+        "FilterSize": d([h, w]),
+        "NumChannels": d([weights.shape[2] if weights.ndim > 2 else 1] * len(filters)),
+        "NumFilters": d(filters),
+        "Stride": d(list(stride)),
+        **_padding_fields(padding, legacy),
+        "Weights": learnable(weights),
+        "Bias": learnable(None if bias is None else np.reshape(bias, (1, 1, -1))),
+    }
+    if not legacy:
+        fields["DilationFactor"] = d(list(dilation))
+        fields["PaddingValue"] = padding_value if isinstance(padding_value, str) else d(padding_value)
+    return layer("Convolution2DLayer", name, version=2 if legacy else 8, **fields)
+
+
+def transposed_conv2d(
+    name: str,
+    weights: np.ndarray,
+    bias: np.ndarray | None,
+    stride: Sequence[int] = (1, 1),
+    cropping: Any = (0, 0, 0, 0),
+) -> MatObject:
+    h, w, f, c = weights.shape
+    fields: dict[str, Any] = {
+        "FilterSize": d([h, w]),
+        "NumChannels": d(c),
+        "NumFilters": d(f),
+        "Stride": d(list(stride)),
+        "Weights": learnable(weights),
+        "Bias": learnable(None if bias is None else np.reshape(bias, (1, 1, -1))),
+    }
+    if cropping == "same":
+        fields.update(CroppingMode="same", CroppingSize=d([0, 0, 0, 0]), OutputSizeOffset=d([0, 0]))
+    else:
+        fields.update(CroppingMode="manual", CroppingSize=d(list(cropping)), OutputSizeOffset=d([0, 0]))
+    return layer("TransposedConvolution2DLayer", name, version=2, **fields)
+
+
+def fully_connected(
+    name: str, weights: np.ndarray, bias: np.ndarray, input_size: Sequence[int] | None = None
+) -> MatObject:
+    """``weights`` as saved: O×In (new) or H×W×C×O with ``input_size`` [H W C] (old)."""
+    out = weights.shape[-1] if input_size is not None else weights.shape[0]
+    if input_size is not None:
+        return layer(
+            "FullyConnectedLayer",
+            name,
+            version=2,
+            InputSize=d(list(input_size)),
+            OutputSize=d([1, 1, out]),
+            Weights=learnable(weights),
+            Bias=learnable(np.reshape(bias, (1, 1, -1))),
+        )
+    return layer(
+        "FullyConnectedLayer",
+        name,
+        version=3,
+        InputSize=d(weights.shape[1]),
+        OutputSize=d(out),
+        Weights=learnable(weights),
+        Bias=learnable(np.reshape(bias, (-1, 1))),
+    )
+
+
+# --------------------------------------------------------------------------
+# normalization
+
+
+def batch_norm(
+    name: str, mean: np.ndarray, var: np.ndarray, scale: np.ndarray, offset: np.ndarray, eps: float = 1e-5
+) -> MatObject:
+    c = mean.size
+    shape = (1, 1, c)
+    return layer(
+        "BatchNormalizationLayer",
+        name,
+        version=3,
+        Epsilon=d(eps),
+        NumChannels=d(c),
+        ChannelDim=d(3),
+        TrainedMean=np.reshape(mean, shape).astype(np.float32),
+        TrainedVariance=np.reshape(var, shape).astype(np.float32),
+        Offset=learnable(np.reshape(offset, shape)),
+        Scale=learnable(np.reshape(scale, shape)),
+    )
+
+
+def cross_channel_norm(name: str, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0) -> MatObject:
+    return layer(
+        "CrossChannelNormalizationLayer",
+        name,
+        WindowChannelSize=d(size),
+        Alpha=d(alpha),
+        Beta=d(beta),
+        K=d(k),
+    )
+
+
+# --------------------------------------------------------------------------
+# activations
+
+
+def relu(name: str) -> MatObject:
+    return layer("ReLULayer", name)
+
+
+def leaky_relu(name: str, scale: float = 0.01) -> MatObject:
+    return layer("LeakyReLULayer", name, Scale=d(scale))
+
+
+def clipped_relu(name: str, ceiling: float) -> MatObject:
+    return layer("ClippedReLULayer", name, Ceiling=d(ceiling))
+
+
+def elu(name: str, alpha: float = 1.0) -> MatObject:
+    return plain_layer("ELULayer", name, Alpha=d(alpha))
+
+
+def tanh(name: str) -> MatObject:
+    return plain_layer("TanhLayer", name)
+
+
+def sigmoid(name: str) -> MatObject:
+    return plain_layer("SigmoidLayer", name)
+
+
+def swish(name: str) -> MatObject:
+    return plain_layer("SwishLayer", name)
+
+
+def gelu(name: str, approximation: str = "none") -> MatObject:
+    return plain_layer("GELULayer", name, Approximation=approximation)
+
+
+def dropout(name: str, p: float = 0.5) -> MatObject:
+    return layer("DropoutLayer", name, Probability=d(p))
+
+
+def softmax(name: str) -> MatObject:
+    return layer("SoftmaxLayer", name, version=4, ChannelDim=d(3), VectorFormat=np.array([[False]]))
+
+
+# --------------------------------------------------------------------------
+# pooling
+
+
+def max_pool2d(name: str, pool: Sequence[int], stride: Sequence[int], padding: Any = (0, 0, 0, 0), legacy: bool = False) -> MatObject:
+    fields = {"PoolSize": d(list(pool)), "Stride": d(list(stride)), **_padding_fields(padding, legacy)}
+    if not legacy:
+        fields["HasUnpoolingOutputs"] = np.array([[False]])
+    return layer("MaxPooling2DLayer", name, version=1 if legacy else 3, **fields)
+
+
+def avg_pool2d(name: str, pool: Sequence[int], stride: Sequence[int], padding: Any = (0, 0, 0, 0), padding_value: Any = 0.0) -> MatObject:
+    value = padding_value if isinstance(padding_value, str) else d(padding_value)
+    return layer(
+        "AveragePooling2DLayer",
+        name,
+        version=3,
+        PoolSize=d(list(pool)),
+        Stride=d(list(stride)),
+        PaddingValue=value,
+        **_padding_fields(padding, False),
+    )
+
+
+def global_avg_pool2d(name: str) -> MatObject:
+    return layer("GlobalAveragePooling2DLayer", name)
+
+
+def global_max_pool2d(name: str) -> MatObject:
+    return layer("GlobalMaxPooling2DLayer", name)
+
+
+# --------------------------------------------------------------------------
+# outputs
+
+
+def classification(name: str, classes: Sequence[str], weights: Sequence[float] | None = None) -> MatObject:
+    return layer(
+        "ClassificationOutputLayer",
+        name,
+        version=4,
+        NumClasses=d(len(classes)),
+        Categories=list(classes),
+        ClassWeights=d(list(weights)).T if weights else np.zeros((0, 0)),
+        ObservationDim=d(4),
+    )
+
+
+def pixel_classification(name: str, classes: Sequence[str], weights: Sequence[float] | None = None) -> MatObject:
+    return layer(
+        "PixelClassificationLayer",
+        name,
+        version=3,
+        Categories=list(classes),
+        ClassWeights=d(list(weights)).T if weights else np.zeros((0, 0)),
+        ChannelDim=d(3),
+    )
+
+
+def regression(name: str) -> MatObject:
+    return layer(
+        "RegressionOutputLayer",
+        name,
+        version=2,
+        ResponseNames=["Response"],
+        ObservationDim=d(4),
+    )
