@@ -52,7 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "class_name", None) is not None:
+        from codegen.pipeline import validate_class_name
+
+        try:
+            validate_class_name(args.class_name)
+        except ConversionError as exc:
+            parser.error(exc.render())  # exits with status 2
     try:
         if args.command == "convert":
             return _convert(args)

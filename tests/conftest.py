@@ -33,6 +33,7 @@ def convert_records(
     tmp_path: Path, variables: dict[str, Any], version: str = "v7", **options: Any
 ) -> tuple[Result, Path]:
     """Save records as MATLAB would, then convert the file into tmp_path/out."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     mat = tmp_path / "net.mat"
     write_mat(mat, variables, version=version)
     out = tmp_path / "out"
@@ -53,7 +54,9 @@ def run_generated(out_dir: Path, *inputs: np.ndarray) -> np.ndarray:
     module = import_generated(out_dir)
     model = module.load_model()
     with torch.no_grad():
-        return model(*[torch.from_numpy(np.ascontiguousarray(x)) for x in inputs]).numpy()
+        return model(
+            *[torch.from_numpy(np.ascontiguousarray(x)) for x in inputs]
+        ).numpy()
 
 
 def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
@@ -69,7 +72,9 @@ def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
     return float(np.abs(actual - expected).max(initial=0.0)) / scale
 
 
-def assert_parity(actual: np.ndarray, expected: np.ndarray, what: str, rtol: float = 1e-5) -> None:
+def assert_parity(
+    actual: np.ndarray, expected: np.ndarray, what: str, rtol: float = 1e-5
+) -> None:
     err = relative_error(actual, expected)
     PARITY.append((err, what))
     assert err <= rtol, f"{what}: relative error {err:.3g} > {rtol:g}"
@@ -78,6 +83,8 @@ def assert_parity(actual: np.ndarray, expected: np.ndarray, what: str, rtol: flo
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if PARITY:
         worst = sorted(PARITY, reverse=True)[:5]
-        terminalreporter.write_sep("-", f"parity: {len(PARITY)} comparisons, worst relative errors")
+        terminalreporter.write_sep(
+            "-", f"parity: {len(PARITY)} comparisons, worst relative errors"
+        )
         for err, what in worst:
             terminalreporter.write_line(f"{err:.3g}  {what}")

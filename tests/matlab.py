@@ -28,7 +28,9 @@ def learnable(value: np.ndarray | None) -> dict[str, Any]:
 
 
 def layer(cls: str, name: str, version: float = 1, **fields: Any) -> MatObject:
-    return MatObject(NS + cls, {"Version": d(version), "Name": name, **fields}, saveobj=True)
+    return MatObject(
+        NS + cls, {"Version": d(version), "Name": name, **fields}, saveobj=True
+    )
 
 
 def plain_layer(cls: str, name: str, **fields: Any) -> MatObject:
@@ -48,23 +50,33 @@ def plain_layer(cls: str, name: str, **fields: Any) -> MatObject:
 
 
 def series(layers: Sequence[MatObject]) -> MatObject:
-    return MatObject("SeriesNetwork", {"Version": d(1), "Layers": list(layers)}, saveobj=True)
+    return MatObject(
+        "SeriesNetwork", {"Version": d(1), "Layers": list(layers)}, saveobj=True
+    )
 
 
 # --------------------------------------------------------------------------
 # inputs
 
 
-def normalization(kind: str, size: Sequence[int], **stats: np.ndarray) -> dict[str, Any] | np.ndarray:
+def normalization(
+    kind: str, size: Sequence[int], **stats: np.ndarray
+) -> dict[str, Any] | np.ndarray:
     if kind == "none":
         return np.zeros((1, 0))
     struct: dict[str, Any] = {"Version": d(2), "Type": kind, "ImageSize": d(list(size))}
     for key, value in stats.items():
-        struct[key] = np.asarray(value, dtype=np.float32) if isinstance(value, np.ndarray) else d(value)
+        struct[key] = (
+            np.asarray(value, dtype=np.float32)
+            if isinstance(value, np.ndarray)
+            else d(value)
+        )
     return struct
 
 
-def image_input(name: str, size: Sequence[int], norm: str = "none", **stats: Any) -> MatObject:
+def image_input(
+    name: str, size: Sequence[int], norm: str = "none", **stats: Any
+) -> MatObject:
     return layer(
         "ImageInputLayer",
         name,
@@ -113,7 +125,11 @@ def conv2d(
     legacy: bool = False,
 ) -> MatObject:
     h, w = weights.shape[:2]
-    filters = list(num_filters) if num_filters else [weights.shape[3] if weights.ndim > 3 else 1]
+    filters = (
+        list(num_filters)
+        if num_filters
+        else [weights.shape[3] if weights.ndim > 3 else 1]
+    )
     fields: dict[str, Any] = {
         "FilterSize": d([h, w]),
         "NumChannels": d([weights.shape[2] if weights.ndim > 2 else 1] * len(filters)),
@@ -125,7 +141,9 @@ def conv2d(
     }
     if not legacy:
         fields["DilationFactor"] = d(list(dilation))
-        fields["PaddingValue"] = padding_value if isinstance(padding_value, str) else d(padding_value)
+        fields["PaddingValue"] = (
+            padding_value if isinstance(padding_value, str) else d(padding_value)
+        )
     return layer("Convolution2DLayer", name, version=2 if legacy else 8, **fields)
 
 
@@ -146,14 +164,25 @@ def transposed_conv2d(
         "Bias": learnable(None if bias is None else np.reshape(bias, (1, 1, -1))),
     }
     if cropping == "same":
-        fields.update(CroppingMode="same", CroppingSize=d([0, 0, 0, 0]), OutputSizeOffset=d([0, 0]))
+        fields.update(
+            CroppingMode="same",
+            CroppingSize=d([0, 0, 0, 0]),
+            OutputSizeOffset=d([0, 0]),
+        )
     else:
-        fields.update(CroppingMode="manual", CroppingSize=d(list(cropping)), OutputSizeOffset=d([0, 0]))
+        fields.update(
+            CroppingMode="manual",
+            CroppingSize=d(list(cropping)),
+            OutputSizeOffset=d([0, 0]),
+        )
     return layer("TransposedConvolution2DLayer", name, version=2, **fields)
 
 
 def fully_connected(
-    name: str, weights: np.ndarray, bias: np.ndarray, input_size: Sequence[int] | None = None
+    name: str,
+    weights: np.ndarray,
+    bias: np.ndarray,
+    input_size: Sequence[int] | None = None,
 ) -> MatObject:
     """``weights`` as saved: O×In (new) or H×W×C×O with ``input_size`` [H W C] (old)."""
     out = weights.shape[-1] if input_size is not None else weights.shape[0]
@@ -183,7 +212,12 @@ def fully_connected(
 
 
 def batch_norm(
-    name: str, mean: np.ndarray, var: np.ndarray, scale: np.ndarray, offset: np.ndarray, eps: float = 1e-5
+    name: str,
+    mean: np.ndarray,
+    var: np.ndarray,
+    scale: np.ndarray,
+    offset: np.ndarray,
+    eps: float = 1e-5,
 ) -> MatObject:
     c = mean.size
     shape = (1, 1, c)
@@ -201,7 +235,9 @@ def batch_norm(
     )
 
 
-def cross_channel_norm(name: str, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0) -> MatObject:
+def cross_channel_norm(
+    name: str, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0
+) -> MatObject:
     return layer(
         "CrossChannelNormalizationLayer",
         name,
@@ -253,21 +289,43 @@ def dropout(name: str, p: float = 0.5) -> MatObject:
 
 
 def softmax(name: str) -> MatObject:
-    return layer("SoftmaxLayer", name, version=4, ChannelDim=d(3), VectorFormat=np.array([[False]]))
+    return layer(
+        "SoftmaxLayer",
+        name,
+        version=4,
+        ChannelDim=d(3),
+        VectorFormat=np.array([[False]]),
+    )
 
 
 # --------------------------------------------------------------------------
 # pooling
 
 
-def max_pool2d(name: str, pool: Sequence[int], stride: Sequence[int], padding: Any = (0, 0, 0, 0), legacy: bool = False) -> MatObject:
-    fields = {"PoolSize": d(list(pool)), "Stride": d(list(stride)), **_padding_fields(padding, legacy)}
+def max_pool2d(
+    name: str,
+    pool: Sequence[int],
+    stride: Sequence[int],
+    padding: Any = (0, 0, 0, 0),
+    legacy: bool = False,
+) -> MatObject:
+    fields = {
+        "PoolSize": d(list(pool)),
+        "Stride": d(list(stride)),
+        **_padding_fields(padding, legacy),
+    }
     if not legacy:
         fields["HasUnpoolingOutputs"] = np.array([[False]])
     return layer("MaxPooling2DLayer", name, version=1 if legacy else 3, **fields)
 
 
-def avg_pool2d(name: str, pool: Sequence[int], stride: Sequence[int], padding: Any = (0, 0, 0, 0), padding_value: Any = 0.0) -> MatObject:
+def avg_pool2d(
+    name: str,
+    pool: Sequence[int],
+    stride: Sequence[int],
+    padding: Any = (0, 0, 0, 0),
+    padding_value: Any = 0.0,
+) -> MatObject:
     value = padding_value if isinstance(padding_value, str) else d(padding_value)
     return layer(
         "AveragePooling2DLayer",
@@ -292,7 +350,9 @@ def global_max_pool2d(name: str) -> MatObject:
 # outputs
 
 
-def classification(name: str, classes: Sequence[str], weights: Sequence[float] | None = None) -> MatObject:
+def classification(
+    name: str, classes: Sequence[str], weights: Sequence[float] | None = None
+) -> MatObject:
     return layer(
         "ClassificationOutputLayer",
         name,
@@ -304,7 +364,9 @@ def classification(name: str, classes: Sequence[str], weights: Sequence[float] |
     )
 
 
-def pixel_classification(name: str, classes: Sequence[str], weights: Sequence[float] | None = None) -> MatObject:
+def pixel_classification(
+    name: str, classes: Sequence[str], weights: Sequence[float] | None = None
+) -> MatObject:
     return layer(
         "PixelClassificationLayer",
         name,

@@ -18,7 +18,7 @@ BLOCKED = ("codegen", "matio", "jinja2", "black", "libcst", "scipy", "pandas")
 
 
 class _Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):  # noqa: ANN001, ARG002
+    def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in BLOCKED:
             raise ImportError(f"{name} is not available to generated code")
         return None

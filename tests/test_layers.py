@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import matlab as M
 import numpy as np
 import pytest
-import torch
-
-import matlab as M
 import reference as R
+import torch
 from conftest import assert_parity, convert_records, import_generated
 
 rng = np.random.default_rng
@@ -58,8 +57,15 @@ for name, kwargs in {
     "replicate": {"padding": (1, 2, 2, 1), "padding_value": "replicate"},
     "replicate-symmetric": {"padding": (1, 1, 2, 2), "padding_value": "replicate"},
     "reflect": {"padding": (2, 1, 1, 2), "padding_value": "symmetric-exclude-edge"},
-    "symmetric-include-edge": {"padding": (2, 1, 0, 3), "padding_value": "symmetric-include-edge"},
-    "same-s2-symmetric": {"padding": "same", "stride": (2, 2), "padding_value": "symmetric-include-edge"},
+    "symmetric-include-edge": {
+        "padding": (2, 1, 0, 3),
+        "padding_value": "symmetric-include-edge",
+    },
+    "same-s2-symmetric": {
+        "padding": "same",
+        "stride": (2, 2),
+        "padding_value": "symmetric-include-edge",
+    },
 }.items():
 
     def make(kwargs=kwargs, kernel=(3, 5) if "dil" not in name else (3, 3)):
@@ -76,18 +82,34 @@ def _():
 @case("conv2d-one-filter")
 def _():
     # MATLAB drops the trailing singleton: a 1-filter kernel is saved H×W×C.
-    return img(M.conv2d("conv", w(3, 3, 3, 1).reshape(3, 3, 3), w(1, seed=1), padding=(1, 1, 1, 1)))
+    return img(
+        M.conv2d(
+            "conv", w(3, 3, 3, 1).reshape(3, 3, 3), w(1, seed=1), padding=(1, 1, 1, 1)
+        )
+    )
 
 
 @case("conv2d-legacy-2017")
 def _():
-    return img(M.conv2d("conv", w(5, 5, 3, 2), w(2, seed=1), stride=(3, 3), padding=(2, 2), legacy=True))
+    return img(
+        M.conv2d(
+            "conv",
+            w(5, 5, 3, 2),
+            w(2, seed=1),
+            stride=(3, 3),
+            padding=(2, 2),
+            legacy=True,
+        )
+    )
 
 
 @case("conv2d-filter-groups")
 def _():
     # AlexNet-era: NumFilters [3 3], each group sees half of the 4 channels.
-    return img(M.conv2d("conv", w(3, 3, 2, 6), w(6, seed=1), num_filters=(3, 3)), size=(6, 5, 4))
+    return img(
+        M.conv2d("conv", w(3, 3, 2, 6), w(6, seed=1), num_filters=(3, 3)),
+        size=(6, 5, 4),
+    )
 
 
 # ---- transposed convolution -------------------------------------------------
@@ -108,7 +130,11 @@ for name, kwargs in {
 
 @case("transposed-conv2d-same-kernel-below-stride")
 def _():
-    return img(M.transposed_conv2d("up", w(2, 2, 4, 3), w(4, seed=1), stride=(3, 3), cropping="same"))
+    return img(
+        M.transposed_conv2d(
+            "up", w(2, 2, 4, 3), w(4, seed=1), stride=(3, 3), cropping="same"
+        )
+    )
 
 
 # ---- fully connected ---------------------------------------------------------
@@ -121,7 +147,9 @@ def _():
 
 @case("fc-after-image-legacy-4d")
 def _():
-    return img(M.fully_connected("fc", w(7, 9, 3, 6), w(6, seed=1), input_size=(7, 9, 3)))
+    return img(
+        M.fully_connected("fc", w(7, 9, 3, 6), w(6, seed=1), input_size=(7, 9, 3))
+    )
 
 
 @case("fc-legacy-4d-chain")
@@ -129,18 +157,26 @@ def _():
     # Older files: even an FC after an FC stores a 1×1×C×O kernel.
     return img(
         M.fully_connected("fc1", w(7, 9, 3, 5), w(5, seed=1), input_size=(7, 9, 3)),
-        M.fully_connected("fc2", w(1, 1, 5, 4, seed=2), w(4, seed=3), input_size=(1, 1, 5)),
+        M.fully_connected(
+            "fc2", w(1, 1, 5, 4, seed=2), w(4, seed=3), input_size=(1, 1, 5)
+        ),
     )
 
 
 @case("fc-features")
 def _():
-    return [M.feature_input("in", 10), M.fully_connected("fc", w(4, 10), w(4, seed=1))], (10,)
+    return [
+        M.feature_input("in", 10),
+        M.fully_connected("fc", w(4, 10), w(4, seed=1)),
+    ], (10,)
 
 
 @case("fc-one-output")
 def _():
-    return [M.feature_input("in", 10), M.fully_connected("fc", w(1, 10), w(1, seed=1))], (10,)
+    return [
+        M.feature_input("in", 10),
+        M.fully_connected("fc", w(1, 10), w(1, seed=1)),
+    ], (10,)
 
 
 # ---- normalization -------------------------------------------------------------
@@ -170,13 +206,20 @@ def _():
 
 @case("batchnorm-features")
 def _():
-    return [M.feature_input("in", 6), M.fully_connected("fc", w(5, 6), w(5, seed=1)), bn("bn", 5)], (6,)
+    return [
+        M.feature_input("in", 6),
+        M.fully_connected("fc", w(5, 6), w(5, seed=1)),
+        bn("bn", 5),
+    ], (6,)
 
 
 for size in (5, 4, 2, 3):
 
     def make(size=size):
-        return img(M.cross_channel_norm("lrn", size, alpha=0.5, beta=0.75, k=1.5), size=(5, 4, 7))
+        return img(
+            M.cross_channel_norm("lrn", size, alpha=0.5, beta=0.75, k=1.5),
+            size=(5, 4, 7),
+        )
 
     case(f"cross-channel-norm-{size}")(make)
 
@@ -207,7 +250,11 @@ for name, make_layer in {
 
 @case("softmax-features")
 def _():
-    return [M.feature_input("in", 6), M.fully_connected("fc", w(5, 6), w(5, seed=1)), M.softmax("sm")], (6,)
+    return [
+        M.feature_input("in", 6),
+        M.fully_connected("fc", w(5, 6), w(5, seed=1)),
+        M.softmax("sm"),
+    ], (6,)
 
 
 # ---- pooling ---------------------------------------------------------------------
@@ -224,8 +271,12 @@ for name, make_layer in {
     "avg-pad-symmetric": lambda: M.avg_pool2d("pool", (3, 3), (1, 1), (1, 1, 1, 1)),
     "avg-pad-asymmetric": lambda: M.avg_pool2d("pool", (2, 3), (2, 1), (0, 1, 1, 0)),
     "avg-same-s2": lambda: M.avg_pool2d("pool", (3, 3), (2, 2), "same"),
-    "avg-mean-symmetric": lambda: M.avg_pool2d("pool", (3, 3), (1, 1), (1, 1, 1, 1), "mean"),
-    "avg-mean-asymmetric": lambda: M.avg_pool2d("pool", (2, 3), (1, 2), (1, 0, 2, 1), "mean"),
+    "avg-mean-symmetric": lambda: M.avg_pool2d(
+        "pool", (3, 3), (1, 1), (1, 1, 1, 1), "mean"
+    ),
+    "avg-mean-asymmetric": lambda: M.avg_pool2d(
+        "pool", (2, 3), (1, 2), (1, 0, 2, 1), "mean"
+    ),
     "avg-mean-same-s2": lambda: M.avg_pool2d("pool", (3, 3), (2, 2), "same", "mean"),
     "global-avg": lambda: M.global_avg_pool2d("pool"),
     "global-max": lambda: M.global_max_pool2d("pool"),
@@ -264,35 +315,55 @@ def _():
 
 @case("input-zscore-channel")
 def _():
-    return [M.image_input("in", IMG, "zscore", Mean=stats(1, 1, 3), Std=stats(1, 1, 3, low=0.5))], IMG
+    return [
+        M.image_input(
+            "in", IMG, "zscore", Mean=stats(1, 1, 3), Std=stats(1, 1, 3, low=0.5)
+        )
+    ], IMG
 
 
 @case("input-zscore-element")
 def _():
-    return [M.image_input("in", IMG, "zscore", Mean=stats(*IMG), Std=stats(*IMG, low=0.5))], IMG
+    return [
+        M.image_input("in", IMG, "zscore", Mean=stats(*IMG), Std=stats(*IMG, low=0.5))
+    ], IMG
 
 
 @case("input-rescale-zero-one")
 def _():
     lo = stats(1, 1, 3, low=-2)
-    return [M.image_input("in", IMG, "rescale", Min=lo, Max=lo + 3, TargetMin=0.0, TargetMax=1.0)], IMG
+    return [
+        M.image_input(
+            "in", IMG, "rescale", Min=lo, Max=lo + 3, TargetMin=0.0, TargetMax=1.0
+        )
+    ], IMG
 
 
 @case("input-rescale-symmetric")
 def _():
     lo = stats(*IMG, low=-2)
-    return [M.image_input("in", IMG, "rescale", Min=lo, Max=lo + 2, TargetMin=-1.0, TargetMax=1.0)], IMG
+    return [
+        M.image_input(
+            "in", IMG, "rescale", Min=lo, Max=lo + 2, TargetMin=-1.0, TargetMax=1.0
+        )
+    ], IMG
 
 
 @case("input-features-zscore")
 def _():
-    return [M.feature_input("in", 6, "zscore", Mean=stats(6, 1), Std=stats(6, 1, low=1))], (6,)
+    return [
+        M.feature_input("in", 6, "zscore", Mean=stats(6, 1), Std=stats(6, 1, low=1))
+    ], (6,)
 
 
 @case("input-features-zerocenter-double")
 def _():
     # statistics may be saved as double
-    return [M.feature_input("in", 6, "zerocenter", AverageImage=stats(6, 1).astype(np.float64))], (6,)
+    return [
+        M.feature_input(
+            "in", 6, "zerocenter", AverageImage=stats(6, 1).astype(np.float64)
+        )
+    ], (6,)
 
 
 # ---- output layers: identity at inference ----------------------------------------------
@@ -310,7 +381,9 @@ def _():
 
 @case("pixel-classification")
 def _():
-    return img(M.softmax("sm"), M.pixel_classification("out", ["x", "y", "z"], [1.0, 2.0, 0.5]))
+    return img(
+        M.softmax("sm"), M.pixel_classification("out", ["x", "y", "z"], [1.0, 2.0, 0.5])
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -338,10 +411,19 @@ def test_layer_matches_reference(name: str, tmp_path) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["conv2d-same-s2", "conv2d-same-s2x3-dil", "pool-max-same-s2", "pool-avg-mean-same-s2", "conv2d-same-s2-symmetric"]
+    "name",
+    [
+        "conv2d-same-s2",
+        "conv2d-same-s2x3-dil",
+        "pool-max-same-s2",
+        "pool-avg-mean-same-s2",
+        "conv2d-same-s2-symmetric",
+    ],
 )
 @pytest.mark.parametrize("size", [(8, 10, 3), (9, 6, 3)])
-def test_same_padding_follows_the_input_size(name: str, size: tuple[int, ...], tmp_path) -> None:
+def test_same_padding_follows_the_input_size(
+    name: str, size: tuple[int, ...], tmp_path
+) -> None:
     """MATLAB recomputes 'same' padding from the actual input; so must we."""
     layers, _ = CASES[name]()
     _, out = convert_records(tmp_path, {"net": M.series(layers)})

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import matlab as M
 import numpy as np
 import pytest
+from conftest import FIXTURES, require_fixtures
 
-import matlab as M
 from codegen.diagnostics import ConversionError
 from codegen.matfile import MatObject, list_variables, load_variables, write_mat
 from codegen.pipeline import choose_variable
-from conftest import FIXTURES, require_fixtures
 
 
 def small_net() -> MatObject:
@@ -20,11 +20,18 @@ def small_net() -> MatObject:
     return M.series(
         [
             M.image_input("in", (5, 6, 2)),
-            M.conv2d("conv", g.standard_normal((3, 3, 2, 4)).astype(np.float32), np.ones(4), padding=(1, 1, 1, 1)),
+            M.conv2d(
+                "conv",
+                g.standard_normal((3, 3, 2, 4)).astype(np.float32),
+                np.ones(4),
+                padding=(1, 1, 1, 1),
+            ),
             M.relu("relu"),
             M.tanh("tanh"),
             M.sigmoid("sigmoid"),
-            M.fully_connected("fc", g.standard_normal((3, 120)).astype(np.float32), np.zeros(3)),
+            M.fully_connected(
+                "fc", g.standard_normal((3, 120)).astype(np.float32), np.zeros(3)
+            ),
             M.softmax("sm"),
             M.classification("out", ["a", "b", "c"]),
         ]
@@ -35,7 +42,11 @@ def test_heterogeneous_layer_classes_on_a_real_file() -> None:
     """Without the fix every layer of this file reads as nnet.cnn.layer.Layer."""
     require_fixtures()
     name = "tuzkreekman__mimo-detect-and-decode__trainedNet.mat"
-    entry = next(e for e in json.loads((FIXTURES / "real" / "MANIFEST.json").read_text()) if e["file"] == name)
+    entry = next(
+        e
+        for e in json.loads((FIXTURES / "real" / "MANIFEST.json").read_text())
+        if e["file"] == name
+    )
     expected = entry["networks"][0]["layer_classes"]
     layers = load_variables(FIXTURES / "real" / name, ["net"])["net"].fields["Layers"]
     assert [layer.classname for layer in layers] == expected
@@ -47,11 +58,18 @@ def test_every_real_network_reads_with_manifest_classes() -> None:
     for entry in json.loads((FIXTURES / "real" / "MANIFEST.json").read_text()):
         for net in entry["networks"]:
             var = net["variable"]
-            if "." in var or net["class"] not in ("SeriesNetwork", "layer array", "DAGNetwork", "nnet.cnn.LayerGraph"):
+            if "." in var or net["class"] not in (
+                "SeriesNetwork",
+                "layer array",
+                "DAGNetwork",
+                "nnet.cnn.LayerGraph",
+            ):
                 continue
             value = load_variables(FIXTURES / "real" / entry["file"], [var])[var]
             layers = value if isinstance(value, list) else value.fields["Layers"]
-            assert [layer.classname for layer in layers] == net["layer_classes"], entry["file"]
+            assert [layer.classname for layer in layers] == net["layer_classes"], entry[
+                "file"
+            ]
 
 
 @pytest.mark.parametrize("version", ["v7", "v7.3"])
@@ -74,14 +92,18 @@ def test_real_v73_file_keeps_matlab_dimension_order() -> None:
     name = "MATLAB-Community-Toolboxes-at-INCF__DeepInterpolation-MATLAB__pretrainedModels__pretrainedNetwork.mat"
     var = list_variables(FIXTURES / "real" / name)[0].name
     layers = load_variables(FIXTURES / "real" / name, [var])[var].fields["Layers"]
-    convs = [layer for layer in layers if layer.classname.endswith("Convolution2DLayer")]
+    convs = [
+        layer for layer in layers if layer.classname.endswith("Convolution2DLayer")
+    ]
     assert convs
     for conv in convs:
         kh, kw = (int(v) for v in np.ravel(conv.get("FilterSize")))
         weights = conv.get("Weights")["Value"]
         filters = int(np.ravel(conv.get("NumFilters"))[0])
         assert weights.shape[:2] == (kh, kw)
-        assert weights.size == kh * kw * weights.shape[2] * filters  # MATLAB drops a trailing 1
+        assert (
+            weights.size == kh * kw * weights.shape[2] * filters
+        )  # MATLAB drops a trailing 1
 
 
 # ---- refusals -------------------------------------------------------------------
@@ -106,7 +128,9 @@ def test_empty_file(tmp_path: Path) -> None:
 
 def test_git_lfs_pointer(tmp_path: Path) -> None:
     (tmp_path / "net.mat").write_text(
-        "version https://git-lfs.github.com/spec/v1\noid sha256:" + "0" * 64 + "\nsize 332694246\n"
+        "version https://git-lfs.github.com/spec/v1\noid sha256:"
+        + "0" * 64
+        + "\nsize 332694246\n"
     )
     message = refusal(tmp_path / "net.mat")
     assert "Git LFS pointer" in message and "git lfs pull" in message
@@ -114,7 +138,11 @@ def test_git_lfs_pointer(tmp_path: Path) -> None:
 
 def test_real_lfs_pointer() -> None:
     require_fixtures()
-    path = FIXTURES / "real" / "4ri4Slr__CIFAR-10-Classification-with-the-Matlab-Deep-Learning-Toolbox__net.mat"
+    path = (
+        FIXTURES
+        / "real"
+        / "4ri4Slr__CIFAR-10-Classification-with-the-Matlab-Deep-Learning-Toolbox__net.mat"
+    )
     assert "Git LFS pointer" in refusal(path)
 
 
@@ -145,7 +173,9 @@ def test_shallow_network_object(tmp_path: Path) -> None:
     struct = np.empty((1, 1), dtype=[("numInputs", object), ("layers", object)])
     struct[0, 0]["numInputs"] = np.array([[1.0]])
     struct[0, 0]["layers"] = np.empty((0, 0))
-    save_to_mat(str(tmp_path / "net.mat"), {"net": MatlabObject(struct, classname="network")})
+    save_to_mat(
+        str(tmp_path / "net.mat"), {"net": MatlabObject(struct, classname="network")}
+    )
     message = refusal(tmp_path / "net.mat")
     assert "shallow neural network" in message and "'net'" in message
 
@@ -158,9 +188,16 @@ def test_no_network(tmp_path: Path) -> None:
 
 def test_several_networks_need_var(tmp_path: Path) -> None:
     net = small_net()
-    write_mat(tmp_path / "net.mat", {"net": net, "layers": list(net.fields["Layers"]), "x": np.ones(2)})
+    write_mat(
+        tmp_path / "net.mat",
+        {"net": net, "layers": list(net.fields["Layers"]), "x": np.ones(2)},
+    )
     message = refusal(tmp_path / "net.mat")
-    assert "2 networks" in message and "'net' (SeriesNetwork)" in message and "--var" in message
+    assert (
+        "2 networks" in message
+        and "'net' (SeriesNetwork)" in message
+        and "--var" in message
+    )
     assert choose_variable(tmp_path / "net.mat", "layers") == "layers"
 
 

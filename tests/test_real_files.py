@@ -16,20 +16,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import reference as R
+from conftest import FIXTURES, assert_parity, require_fixtures
+
 from codegen.diagnostics import ConversionError
 from codegen.ir import PaddedModule
 from codegen.matfile import MatObject, load_variables
 from codegen.pipeline import convert
-from conftest import FIXTURES, assert_parity, require_fixtures
 
 RUNNER = Path(__file__).with_name("run_generated.py")
 CHAIN_CLASSES = ("SeriesNetwork", "layer array")
 
 # (file, variable) → words the refusal must contain.
 REFUSED = {
-    ("matlab-deep-learning__Abnormal-EEG-Signal-Classification-Using-CNNs__eegNet.mat", "net"): (
+    (
+        "matlab-deep-learning__Abnormal-EEG-Signal-Classification-Using-CNNs__eegNet.mat",
+        "net",
+    ): (
         "'elu2' (identityLayer)",
         "user-defined layer",
     ),
@@ -70,7 +73,14 @@ def torch_layout(x: np.ndarray) -> np.ndarray:
 def run_isolated(model_dir: Path, inputs: list[np.ndarray], tmp: Path) -> dict:
     np.savez(tmp / "inputs.npz", **{f"arg{i}": x for i, x in enumerate(inputs)})
     proc = subprocess.run(
-        [sys.executable, "-I", str(RUNNER), str(model_dir), str(tmp / "inputs.npz"), str(tmp / "out.npz")],
+        [
+            sys.executable,
+            "-I",
+            str(RUNNER),
+            str(model_dir),
+            str(tmp / "inputs.npz"),
+            str(tmp / "out.npz"),
+        ],
         capture_output=True,
         text=True,
         timeout=600,
@@ -111,8 +121,15 @@ def test_chain_network(file: str, var: str, tmp_path: Path) -> None:
         assert outputs["output0"].shape[0] == n
         return
     expected = R.run_layers(layers, x)
-    assert_parity(outputs["output0"], R.to_torch(expected[-1]), f"{file} output", rtol=1e-4)
+    assert_parity(
+        outputs["output0"], R.to_torch(expected[-1]), f"{file} output", rtol=1e-4
+    )
     for node, value in zip(net.nodes, expected, strict=True):
         key = f"layer:{node.ident}"
         if key in outputs and not (isinstance(node, PaddedModule) and node.crop):
-            assert_parity(outputs[key], R.to_torch(value), f"{file} layer {node.name!r}", rtol=1e-4)
+            assert_parity(
+                outputs[key],
+                R.to_torch(value),
+                f"{file} layer {node.name!r}",
+                rtol=1e-4,
+            )
