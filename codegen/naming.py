@@ -36,7 +36,7 @@ MODULE_ATTRIBUTES = frozenset("""
 # Names the generated file itself defines or imports.
 FILE_NAMES = frozenset("""
     torch nn F math Path self x super CLASSES CLASS_WEIGHTS WEIGHTS_FILE
-    load_model from_matlab normalize_input pad_same pad_symmetric
+    load_model from_matlab normalize_input same_padding pad_symmetric
     CrossChannelNorm AvgPoolMeanPad2d annotations
     """.split())
 

@@ -46,7 +46,7 @@ def parse(
     if problems:
         raise ConversionError(
             f"{source}: variable '{variable}' cannot be converted: "
-            f"{len(problems)} layer(s) are not supported.",
+            f"{len(problems)} layer(s) cannot be converted.",
             diagnostics=tuple(problems),
             hint="Nothing was written. The README lists the supported layers.",
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import textwrap
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from codegen.matfile import (
 )
 from codegen.naming import FILE_NAMES, MODULE_ATTRIBUTES
 from codegen.parse import parse
-from codegen.render import WEIGHTS_NAME, render
+from codegen.render import WEIGHTS_NAME, doc, plan_forward, render
 from codegen.weights import weights_bytes
 
 MODEL_NAME = "model.py"
@@ -247,41 +248,46 @@ def _allowed_extras(net: Network) -> set[str]:
     extras |= {f"CLASSES_{o.ident.upper()}" for o in net.outputs}
     extras |= {f"CLASS_WEIGHTS_{o.ident.upper()}" for o in net.outputs}
     extras |= {f"from_matlab_{i.ident}" for i in net.inputs}
-    extras |= {"pad_same", "pad_symmetric", "CrossChannelNorm", "AvgPoolMeanPad2d"}
+    extras |= {"same_padding", "pad_symmetric", "CrossChannelNorm", "AvgPoolMeanPad2d"}
     return extras
 
 
 def describe(net: Network, notes: list[str]) -> list[str]:
-    """The module docstring's body: inputs, outputs, losses, notes."""
-    lines: list[str] = [""]
-    for spec in net.inputs:
+    """The module docstring's paragraphs: inputs, outputs, losses, notes."""
+    paragraphs: list[str] = []
+    args, _, _ = plan_forward(net)
+    convert_fn = "from_matlab" if len(net.inputs) == 1 else "the from_matlab helpers"
+    for arg, spec in zip(args, net.inputs, strict=True):
         t = spec.type
         shape = ", ".join(map(str, t.torch_shape))
-        lines.append(
-            f"Input {spec.ident}: {t.torch_layout} float32, shape ({shape}); MATLAB "
-            f"passes it as {_matlab_layout(t.format)} of size {t.matlab} per observation "
-            "(from_matlab() converts)."
+        text = (
+            f"Input {arg} (MATLAB layer {doc(spec.layer)}): float32, {t.torch_layout}, "
+            f"shape ({shape}); MATLAB takes {_matlab_layout(t.format)} arrays of "
+            f"size {t.matlab} ({convert_fn}() converts)."
         )
-        node = net.node(spec.layer)
-        kind = getattr(node, "normalization", "none")
+        kind = getattr(net.node(spec.layer), "normalization", "none")
         if kind != "none":
-            lines.append(
-                f"The input layer's '{kind}' normalization runs inside forward(); "
-                "build the model with normalize_input=False for data that is "
-                "already normalized."
+            text += (
+                f" The input layer's '{kind}' normalization runs inside forward(); "
+                "pass normalize_input=False for data that is already normalized."
             )
-    for out in net.outputs:
+        paragraphs.append(text)
+    for i, out in enumerate(net.outputs):
         t = out.type
         shape = ", ".join(map(str, t.torch_shape))
-        lines.append(f"Output {out.ident}: {t.torch_layout}, shape ({shape}).")
+        where = f"output {i + 1} " if len(net.outputs) > 1 else ""
+        text = f"Returns {where}{t.torch_layout}, shape ({shape}) (MATLAB layer {doc(out.port.layer)})."
         if out.classes:
-            lines.append(
-                f"Channel i is class CLASSES[i] ({len(out.classes)} classes, in MATLAB's order)."
-            )
+            const = "CLASSES" if i == 0 else f"CLASSES_{out.ident.upper()}"
+            text += f" Channel i belongs to class {const}[i] ({len(out.classes)} classes, MATLAB's order)."
         if out.loss:
-            lines.append(out.loss)
-    lines += notes
-    return lines
+            text += " " + out.loss
+        paragraphs.append(text)
+    paragraphs += notes
+    return [
+        textwrap.fill(p, width=80, break_long_words=False, break_on_hyphens=False)
+        for p in paragraphs
+    ]
 
 
 def _matlab_layout(fmt: str) -> str:
@@ -320,6 +326,8 @@ def write_outputs(out_dir: Path, result: Result, *, force: bool) -> tuple[Path, 
             hint="Pass --force to overwrite it, or choose another output folder.",
         )
     temps: dict[str, str] = {}
+    umask = os.umask(0)
+    os.umask(umask)
     try:
         for name, data in targets.items():
             fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=out_dir)
@@ -328,6 +336,7 @@ def write_outputs(out_dir: Path, result: Result, *, force: bool) -> tuple[Path, 
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 is not what users expect
         for name, tmp in temps.items():
             os.replace(tmp, out_dir / name)
     except OSError as exc:

@@ -78,27 +78,24 @@ def call(c: Call) -> str:
 
 
 def padded(expr: str, pad: Pad) -> str:
-    """``expr`` with explicit padding applied (F.pad order amounts)."""
+    """``expr`` (a variable name) with explicit padding applied."""
     if not pad.needed:
         return expr
+    amounts = lit(pad.amounts)
     if pad.same is not None:
         kernel, stride, dilation = pad.same
         args = [expr, lit(kernel), lit(stride)]
         if any(d != 1 for d in dilation):
             args.append(lit(dilation))
-        if pad.mode != "constant":
-            args.append(f"mode={lit(pad.mode)}")
-        elif pad.value:
-            args.append(f"value={lit(pad.value)}")
-        return f"pad_same({', '.join(args)})"
+        amounts = f"same_padding({', '.join(args)})"
     if pad.mode == "symmetric":
-        return f"pad_symmetric({expr}, {lit(pad.amounts)})"
+        return f"pad_symmetric({expr}, {amounts})"
     extra = ""
     if pad.mode != "constant":
         extra = f", mode={lit(pad.mode)}"
     elif pad.value:
         extra = f", value={lit(pad.value)}"
-    return f"F.pad({expr}, {lit(pad.amounts)}{extra})"
+    return f"F.pad({expr}, {amounts}{extra})"
 
 
 def cropped(expr: str, crop: tuple[int, ...]) -> str:

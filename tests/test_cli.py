@@ -138,7 +138,7 @@ def test_every_unsupported_layer_in_one_message(tmp_path: Path) -> None:
     assert_clean_failure(
         proc,
         1,
-        "3 layer(s) are not supported",
+        "3 layer(s) cannot be converted",
         "'mine' (myScalingLayer)",
         "'theirs' (anotherCustomLayer)",
         "'s2d' (nnet.cnn.layer.SpaceToDepthLayer)",

@@ -19,6 +19,7 @@ from codegen.matfile import write_mat
 from codegen.naming import MODULE_ATTRIBUTES, class_name, identifier, unique_identifiers
 
 HOSTILE = [
+    '"""\nimport os #',
     "conv\nimport os",
     "a'b\"c",
     '"""; import os #',
@@ -96,7 +97,7 @@ def _hostile_net(names: list[str], classes: list[str]):
             "fc", np.ones((len(classes), 40), np.float32), np.zeros(len(classes))
         ),
         M.softmax("sm"),
-        M.classification("out", classes),
+        M.classification('out"""\nimport os', classes),
     ]
     return M.series(layers)
 

@@ -155,11 +155,15 @@ def mat_reshape(arr: np.ndarray, shape: tuple[int, ...], what: str) -> np.ndarra
 Handler = Callable[[Layer], Node]
 REGISTRY: dict[str, Handler] = {}
 FAMILY_OF: dict[str, str] = {}
+TORCH_OF: dict[str, str] = {}
 _loaded = False
 
 
-def register(*classnames: str) -> Callable[[Handler], Handler]:
-    """Register a handler for MATLAB classes; a class may be claimed once."""
+def register(*classnames: str, torch: str) -> Callable[[Handler], Handler]:
+    """Register a handler for MATLAB classes; a class may be claimed once.
+
+    ``torch`` says in a few words what the generated code uses (README table).
+    """
 
     def deco(fn: Handler) -> Handler:
         family = fn.__module__.rsplit(".", 1)[-1]
@@ -168,6 +172,7 @@ def register(*classnames: str) -> Callable[[Handler], Handler]:
                 raise RuntimeError(f"{name} is registered twice")
             REGISTRY[name] = fn
             FAMILY_OF[name] = family
+            TORCH_OF[name] = torch
         return fn
 
     return deco
@@ -300,3 +305,11 @@ def symmetric_padding(pads: tuple[int, ...]) -> bool:
 def collapse(values: tuple[int, ...]) -> int | tuple[int, ...]:
     """(3, 3) → 3: what a person writes for square kernels."""
     return values[0] if len(set(values)) == 1 else values
+
+
+def supported_table() -> str:
+    """The README's supported-layer table, generated from the registry."""
+    rows = ["| MATLAB class | family | generated PyTorch |", "|---|---|---|"]
+    for name in sorted(registry(), key=lambda n: (FAMILY_OF[n], n)):
+        rows.append(f"| `{name}` | {FAMILY_OF[name]} | {TORCH_OF[name]} |")
+    return "\n".join(rows)

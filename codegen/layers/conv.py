@@ -35,7 +35,10 @@ def _bias(layer: Layer, count: int) -> np.ndarray | None:
     return None if bias is None else mat_reshape(bias, (count,), "Bias")
 
 
-@register("nnet.cnn.layer.Convolution2DLayer")
+@register(
+    "nnet.cnn.layer.Convolution2DLayer",
+    torch="nn.Conv2d (+ F.pad / same_padding / pad_symmetric)",
+)
 def conv2d(layer: Layer) -> PaddedModule:
     t = _expect_images(layer, 2)
     kernel = layer.integers("FilterSize", 2)
@@ -93,13 +96,15 @@ def conv2d(layer: Layer) -> PaddedModule:
 def _pad_helpers(pad: object) -> tuple[str, ...]:
     helpers = []
     if getattr(pad, "same", None) is not None:
-        helpers.append("pad_same")
+        helpers.append("same_padding")
     if getattr(pad, "mode", "") == "symmetric":
         helpers.append("pad_symmetric")
     return tuple(helpers)
 
 
-@register("nnet.cnn.layer.TransposedConvolution2DLayer")
+@register(
+    "nnet.cnn.layer.TransposedConvolution2DLayer", torch="nn.ConvTranspose2d (+ crop)"
+)
 def transposed_conv2d(layer: Layer) -> PaddedModule:
     t = _expect_images(layer, 2)
     kernel = layer.integers("FilterSize", 2)

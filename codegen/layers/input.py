@@ -33,7 +33,7 @@ class Input(Node):
         return {f"{self.ident}_{k}": v for k, v in self.stats.items()}
 
 
-@register("nnet.cnn.layer.ImageInputLayer")
+@register("nnet.cnn.layer.ImageInputLayer", torch="normalization buffers in forward")
 def image_input(layer: Layer) -> Input:
     size = np.asarray(layer.raw("InputSize"), dtype=np.float64).ravel()
     if size.size == 2:
@@ -44,7 +44,7 @@ def image_input(layer: Layer) -> Input:
     return _input(layer, TensorType(spatial=(h, w), channels=c))
 
 
-@register("nnet.cnn.layer.FeatureInputLayer")
+@register("nnet.cnn.layer.FeatureInputLayer", torch="normalization buffers in forward")
 def feature_input(layer: Layer) -> Input:
     c = int(layer.number("InputSize"))
     return _input(layer, TensorType(channels=c))

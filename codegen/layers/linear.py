@@ -23,7 +23,10 @@ class Linear(ModuleNode):
     flatten: bool = False
 
 
-@register("nnet.cnn.layer.FullyConnectedLayer")
+@register(
+    "nnet.cnn.layer.FullyConnectedLayer",
+    torch="torch.flatten + nn.Linear (weights permuted)",
+)
 def fully_connected(layer: Layer) -> Linear:
     t = layer.in_type
     spatial = t.spatial

@@ -8,7 +8,7 @@ from codegen.ir import Call, ModuleNode
 from codegen.layers import Layer, LayerError, mat_reshape, register
 
 
-@register("nnet.cnn.layer.BatchNormalizationLayer")
+@register("nnet.cnn.layer.BatchNormalizationLayer", torch="nn.BatchNorm1d/2d")
 def batch_norm(layer: Layer) -> ModuleNode:
     t = layer.in_type
     c = t.channels
@@ -42,7 +42,10 @@ def batch_norm(layer: Layer) -> ModuleNode:
     )
 
 
-@register("nnet.cnn.layer.CrossChannelNormalizationLayer")
+@register(
+    "nnet.cnn.layer.CrossChannelNormalizationLayer",
+    torch="nn.LocalResponseNorm / CrossChannelNorm (even sizes)",
+)
 def cross_channel_norm(layer: Layer) -> ModuleNode:
     size = int(layer.number("WindowChannelSize", 5))
     alpha = layer.number("Alpha", 1e-4)

@@ -46,6 +46,7 @@ def _weights(layer: Layer) -> tuple[float, ...]:
 @register(
     "nnet.cnn.layer.ClassificationOutputLayer",
     "nnet.cnn.layer.PixelClassificationLayer",
+    torch="none: CLASSES, loss named in the docstring",
 )
 def classification(layer: Layer) -> Output:
     weights = _weights(layer)
@@ -68,7 +69,9 @@ def classification(layer: Layer) -> Output:
     )
 
 
-@register("nnet.cnn.layer.RegressionOutputLayer")
+@register(
+    "nnet.cnn.layer.RegressionOutputLayer", torch="none: loss named in the docstring"
+)
 def regression(layer: Layer) -> Output:
     loss = (
         "MATLAB trained this output with half-mean-squared-error: "

@@ -44,7 +44,7 @@ def _foldable(pads: tuple[int, ...], kernel: tuple[int, ...]) -> bool:
     return symmetric_padding(pads) and all(pads[i] <= kernel[i] // 2 for i in range(n))
 
 
-@register("nnet.cnn.layer.MaxPooling2DLayer")
+@register("nnet.cnn.layer.MaxPooling2DLayer", torch="nn.MaxPool2d (+ -inf padding)")
 def max_pool2d(layer: Layer) -> PaddedModule:
     t = _images(layer)
     if layer.flag("HasUnpoolingOutputs"):
@@ -64,12 +64,14 @@ def max_pool2d(layer: Layer) -> PaddedModule:
         **layer.common(),
         module=Call("nn.MaxPool2d", (collapse(kernel),), tuple(kwargs)),
         pad=pad,
-        helpers=("pad_same",) if dynamic else (),
+        helpers=("same_padding",) if dynamic else (),
         out_types=(_pooled(t, kernel, stride, pads, dynamic),),
     )
 
 
-@register("nnet.cnn.layer.AveragePooling2DLayer")
+@register(
+    "nnet.cnn.layer.AveragePooling2DLayer", torch="nn.AvgPool2d / AvgPoolMeanPad2d"
+)
 def avg_pool2d(layer: Layer) -> PaddedModule:
     t = _images(layer)
     kernel, stride = _window(layer, 2)
@@ -103,14 +105,14 @@ def avg_pool2d(layer: Layer) -> PaddedModule:
                 (collapse(kernel),),
                 (*kwargs, ("padding", padding)),
             ),
-            helpers=("avg_pool_mean_pad", *(("pad_same",) if dynamic else ())),
+            helpers=("avg_pool_mean_pad", *(("same_padding",) if dynamic else ())),
             out_types=(out_type,),
         )
     return PaddedModule(
         **layer.common(),
         module=Call("nn.AvgPool2d", (collapse(kernel),), tuple(kwargs)),
         pad=pad,
-        helpers=("pad_same",) if dynamic else (),
+        helpers=("same_padding",) if dynamic else (),
         out_types=(out_type,),
     )
 
@@ -127,7 +129,7 @@ def _pooled(
     return TensorType(spatial=spatial, channels=t.channels)
 
 
-@register("nnet.cnn.layer.GlobalAveragePooling2DLayer")
+@register("nnet.cnn.layer.GlobalAveragePooling2DLayer", torch="nn.AdaptiveAvgPool2d(1)")
 def global_avg_pool2d(layer: Layer) -> ModuleNode:
     t = _images(layer)
     return ModuleNode(
@@ -137,7 +139,7 @@ def global_avg_pool2d(layer: Layer) -> ModuleNode:
     )
 
 
-@register("nnet.cnn.layer.GlobalMaxPooling2DLayer")
+@register("nnet.cnn.layer.GlobalMaxPooling2DLayer", torch="nn.AdaptiveMaxPool2d(1)")
 def global_max_pool2d(layer: Layer) -> ModuleNode:
     t = _images(layer)
     return ModuleNode(

@@ -1,0 +1,40 @@
+"""nox sessions: tests, lint, examples (check goldens), examples_update."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["lint", "tests", "examples"]
+TORCH = "torch==2.13.0"  # installed first: a bare `torch` may pull a CUDA build
+
+
+def _install(session: nox.Session) -> None:
+    session.install(TORCH)
+    session.install("-e", ".[dev]")
+
+
+@nox.session(python="3.11")
+def tests(session: nox.Session) -> None:
+    _install(session)
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session(python="3.11")
+def lint(session: nox.Session) -> None:
+    session.install("ruff", "black==26.10.1")
+    session.run("ruff", "check", "codegen", "tests", "noxfile.py")
+    session.run(
+        "black", "--check", "codegen", "tests", "noxfile.py", "generated_examples"
+    )
+
+
+@nox.session(python="3.11")
+def examples(session: nox.Session) -> None:
+    _install(session)
+    session.run("python", "-m", "pytest", "tests/test_examples.py", *session.posargs)
+
+
+@nox.session(python="3.11")
+def examples_update(session: nox.Session) -> None:
+    _install(session)
+    session.run("python", "tests/update_examples.py")

@@ -1,0 +1,203 @@
+"""The project's own example networks, built from seeded random weights.
+
+Each one is saved as examples/<name>.mat in MATLAB's format and converted
+into generated_examples/<name>/ (checked byte for byte by test_examples.py;
+rebuilt by `nox -s examples_update`). Each covers a distinct edge case,
+described in EXAMPLES and in generated_examples/README.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import matlab as M
+import numpy as np
+
+
+def _w(g: np.random.Generator, *shape: int, scale: float = 0.3) -> np.ndarray:
+    return (g.standard_normal(shape) * scale).astype(np.float32)
+
+
+def _bn(g: np.random.Generator, name: str, c: int) -> Any:
+    return M.batch_norm(
+        name,
+        _w(g, c, scale=0.1),
+        g.uniform(0.5, 1.5, c).astype(np.float32),
+        g.uniform(0.8, 1.2, c).astype(np.float32),
+        _w(g, c, scale=0.1),
+    )
+
+
+def digits_cnn() -> dict[str, Any]:
+    g = np.random.default_rng(1)
+    digits = [str(i) for i in range(10)]
+    layers = [
+        M.image_input(
+            "imageinput",
+            (28, 28, 1),
+            "zerocenter",
+            AverageImage=np.full((1, 1), 33.3, np.float32),
+        ),
+        M.conv2d("conv_1", _w(g, 3, 3, 1, 8), _w(g, 8), padding="same"),
+        _bn(g, "batchnorm_1", 8),
+        M.relu("relu_1"),
+        M.max_pool2d("maxpool_1", (2, 2), (2, 2)),
+        M.conv2d(
+            "conv_2",
+            _w(g, 3, 3, 8, 16, scale=0.1),
+            _w(g, 16),
+            stride=(2, 2),
+            padding="same",
+        ),
+        _bn(g, "batchnorm_2", 16),
+        M.relu("relu_2"),
+        M.fully_connected("fc", _w(g, 10, 7 * 7 * 16, scale=0.05), _w(g, 10)),
+        M.softmax("softmax"),
+        M.classification("classoutput", digits),
+    ]
+    return {"net": M.series(layers)}
+
+
+def legacy_alexnet_2017() -> dict[str, Any]:
+    """Field sets of 2017 files: Padding [v h], 4-D FC kernels, ClassNames."""
+    g = np.random.default_rng(2)
+    size = (19, 17, 3)
+    net = M.series(
+        [
+            M.image_input(
+                "data",
+                size,
+                "zerocenter",
+                AverageImage=g.uniform(90, 130, size).astype(np.float32),
+            ),
+            M.conv2d(
+                "conv1",
+                _w(g, 5, 5, 3, 8, scale=0.02),
+                _w(g, 8),
+                stride=(2, 2),
+                padding=(1, 1),
+                legacy=True,
+            ),
+            M.relu("relu1"),
+            M.cross_channel_norm("norm1", 4, alpha=1e-4, beta=0.75, k=2.0),
+            M.max_pool2d("pool1", (3, 3), (2, 2), (0, 0), legacy=True),
+            M.conv2d(
+                "conv2",
+                _w(g, 3, 3, 4, 12, scale=0.1),
+                _w(g, 12),
+                padding=(1, 1),
+                num_filters=(6, 6),
+                legacy=True,
+            ),
+            M.relu("relu2"),
+            M.fully_connected(
+                "fc6", _w(g, 4, 3, 12, 16, scale=0.1), _w(g, 16), input_size=(4, 3, 12)
+            ),
+            M.relu("relu6"),
+            M.dropout("drop6", 0.5),
+            M.fully_connected(
+                "fc8", _w(g, 1, 1, 16, 4), _w(g, 4), input_size=(1, 1, 16)
+            ),
+            M.softmax("prob"),
+            M.classification("output", ["cat", "dog", "car", "tree"]),
+        ]
+    )
+    layers = net.fields["Layers"]
+    out = layers[-1]
+    fields = {
+        k: v for k, v in out.fields.items() if k not in ("Categories", "NumClasses")
+    }
+    layers[-1] = type(out)(
+        out.classname, {**fields, "ClassNames": ["cat", "dog", "car", "tree"]}, True
+    )
+    return {"net": net}
+
+
+def segmentation() -> dict[str, Any]:
+    g = np.random.default_rng(3)
+    classes = ["background", "road", "car"]
+    layers = [
+        M.image_input(
+            "input",
+            (24, 30, 3),
+            "rescale",
+            Min=np.zeros((1, 1, 3), np.float32),
+            Max=np.full((1, 1, 3), 255, np.float32),
+            TargetMin=-1.0,
+            TargetMax=1.0,
+        ),
+        M.conv2d(
+            "enc_conv",
+            _w(g, 3, 3, 3, 8),
+            _w(g, 8),
+            padding=(1, 1, 1, 1),
+            padding_value="symmetric-include-edge",
+        ),
+        M.relu("enc_relu"),
+        M.max_pool2d("enc_pool", (2, 2), (2, 2), (0, 1, 0, 1)),
+        M.conv2d(
+            "mid_conv",
+            _w(g, 3, 3, 8, 8, scale=0.1),
+            _w(g, 8),
+            padding=(1, 1, 1, 1),
+            padding_value="replicate",
+        ),
+        M.leaky_relu("mid_relu", 0.2),
+        M.transposed_conv2d(
+            "dec_up",
+            _w(g, 3, 3, 8, 8, scale=0.1),
+            _w(g, 8),
+            stride=(2, 2),
+            cropping=(0, 1, 0, 1),
+        ),
+        M.conv2d("dec_conv", _w(g, 1, 1, 8, 3), _w(g, 3)),
+        M.softmax("softmax"),
+        M.pixel_classification("labels", classes, [0.5, 2.0, 3.0]),
+    ]
+    return {"net": M.series(layers)}
+
+
+def feature_regression() -> dict[str, Any]:
+    g = np.random.default_rng(4)
+    layers = [
+        M.feature_input(
+            "features",
+            12,
+            "zscore",
+            Mean=_w(g, 12, 1),
+            Std=g.uniform(0.5, 2, (12, 1)).astype(np.float32),
+        ),
+        M.fully_connected("fc_1", _w(g, 32, 12), _w(g, 32)),
+        _bn(g, "bn_1", 32),
+        M.elu("elu_1", 1.0),
+        M.fully_connected("fc_2", _w(g, 16, 32), _w(g, 16)),
+        M.gelu("gelu", "tanh"),
+        M.fully_connected("fc_3", _w(g, 2, 16), _w(g, 2)),
+        M.regression("regressionoutput"),
+    ]
+    return {"layers": layers}
+
+
+EXAMPLES: dict[str, tuple[Callable[[], dict[str, Any]], str]] = {
+    "digits_cnn": (
+        digits_cnn,
+        "the README example: 'same' padding with stride 2 computed at run time, "
+        "column-major flatten folded into the FC weights, input normalization, CLASSES",
+    ),
+    "legacy_alexnet_2017": (
+        legacy_alexnet_2017,
+        "2017 field sets (Padding [v h], 4-D FC kernels, ClassNames), full AverageImage "
+        "with MATLAB's per-channel fallback, filter groups, even-window cross-channel norm",
+    ),
+    "segmentation": (
+        segmentation,
+        "pixel classification with ClassWeights, asymmetric pooling pad, transposed-conv "
+        "cropping, 'symmetric-include-edge' and 'replicate' padding, rescale-symmetric input",
+    ),
+    "feature_regression": (
+        feature_regression,
+        "a saved layer array: featureInputLayer z-score, batch norm on features, ELU/GELU, "
+        "half-MSE regression loss in the docstring",
+    ),
+}
