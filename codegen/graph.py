@@ -8,7 +8,7 @@ from typing import Any
 
 from codegen.diagnostics import ConversionError
 from codegen.ir import Port
-from codegen.matfile import MatObject
+from codegen.matfile import DETECTOR_CLASSES, NETWORK_CLASSES, MatObject
 from codegen.naming import fallback_name
 
 # Named ports of multi-input/multi-output layers, by position.
@@ -19,6 +19,7 @@ NAMED_PORTS = {
     "cell": 2,
     "mask": 1,
     "scores": 1,
+    "ref": 1,
 }
 
 
@@ -65,6 +66,20 @@ def _unpack(
     if not isinstance(value, MatObject):
         raise ConversionError(f"{what} is not a network.")
     cls = value.classname
+    if cls in DETECTOR_CLASSES:
+        inner = value.get("Network")
+        if isinstance(inner, MatObject) and inner.classname in NETWORK_CLASSES:
+            _, layers, connections, outputs = _unpack(inner, what)
+            return f"{cls} ({inner.classname})", layers, connections, outputs
+        raise ConversionError(
+            f"{what} is a {cls} whose networks are stored as plain structs "
+            "(Layers, RegLayers, BranchLayerIdx) with region-proposal layers, "
+            "not as a network object.",
+            hint="Only detectors that hold a network object (yolov2ObjectDetector) "
+            "are converted. For other detectors, save detector.Network in MATLAB "
+            "and convert that; region-proposal and ROI pooling layers are not "
+            "supported.",
+        )
     if cls == "dlnetwork":
         inner = value.get("LayerGraph")
         if not isinstance(inner, MatObject):

@@ -8,6 +8,7 @@ here, so templates only print them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -44,6 +45,22 @@ class TensorType:
     @property
     def format(self) -> str:
         return "S" * len(self.spatial) + "C" + ("T" if self.time else "")
+
+    @property
+    def matlab_format(self) -> str:
+        """MATLAB's dlarray format with the batch: 'SSCB', 'CB', 'CBT', ..."""
+        return "S" * len(self.spatial) + "CB" + ("T" if self.time else "")
+
+    def torch_dim(self, matlab_dim: int) -> int:
+        """PyTorch axis of MATLAB dimension ``matlab_dim`` (1-based)."""
+        letter = self.matlab_format[matlab_dim - 1]
+        if letter == "B":
+            return 0
+        if letter == "T":
+            return 1
+        if letter == "C":
+            return -1 if self.format == "CT" else (2 if self.time else 1)
+        return (3 if self.time else 2) + matlab_dim - 1
 
     @property
     def matlab(self) -> str:
@@ -127,10 +144,12 @@ class Node:
     """Base of every layer node.
 
     ``template`` names the jinja file under ``templates/layers/``; it offers
-    the macros ``init(layer)`` and ``forward(layer, out, args)``.
+    the macros ``init(layer)`` and ``forward(layer, outs, args)``.
     ``helpers`` names snippets under ``templates/helpers/`` that the generated
     file must define once. ``elide`` marks layers that do nothing at
     inference (output layers): their input flows straight through.
+    ``port_names`` name the outputs (``out_types`` holds one type each);
+    ``notes`` are sentences for the generated docstring.
     """
 
     template: ClassVar[str]
@@ -143,6 +162,8 @@ class Node:
     out_types: tuple[TensorType, ...] = ()
     ident: str = ""
     helpers: tuple[str, ...] = ()
+    port_names: tuple[str, ...] = ("out",)
+    notes: tuple[str, ...] = ()
 
     @property
     def short_class(self) -> str:
@@ -191,6 +212,19 @@ class PaddedModule(ModuleNode):
     crop: tuple[int, ...] = ()
 
 
+@dataclass(frozen=True, kw_only=True, eq=False)
+class WrappedModule(ModuleNode):
+    """A module applied to a re-laid-out input, e.g. channels moved last.
+
+    ``pre`` and ``post`` are method calls (``.transpose(1, 2)``) written by
+    the parser, never text from the .mat file.
+    """
+
+    template: ClassVar[str] = "wrapped"
+    pre: str = ""
+    post: str = ""
+
+
 @dataclass(frozen=True, kw_only=True)
 class InputSpec:
     """One input of the generated ``forward``."""
@@ -224,12 +258,19 @@ class Network:
     inputs: tuple[InputSpec, ...]
     outputs: tuple[OutputSpec, ...]
     notes: tuple[str, ...] = ()
+    constants: tuple[tuple[str, object], ...] = ()  # extra module-level names
 
     def node(self, name: str) -> Node:
         for n in self.nodes:
             if n.name == name:
                 return n
         raise KeyError(name)
+
+    def activation_size(self) -> int:
+        """Values one observation produces in all layers (time steps: 1)."""
+        return sum(
+            math.prod(t.spatial) * t.channels for n in self.nodes for t in n.out_types
+        )
 
     def state(self) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}

@@ -33,11 +33,16 @@ MODULE_ATTRIBUTES = frozenset("""
     training type xpu zero_grad
     """.split())
 
+# Helpers that templates/helpers/ may define in a generated file.
+HELPER_NAMES = frozenset("""
+    same_padding pad_symmetric crop_like CrossChannelNorm AvgPoolMeanPad2d
+    MatlabResize YOLOv2Transform
+    """.split())
+
 # Names the generated file itself defines or imports.
-FILE_NAMES = frozenset("""
+FILE_NAMES = HELPER_NAMES | frozenset("""
     torch nn F math Path self x super CLASSES CLASS_WEIGHTS WEIGHTS_FILE
-    load_model from_matlab normalize_input same_padding pad_symmetric
-    CrossChannelNorm AvgPoolMeanPad2d annotations
+    ANCHOR_BOXES load_model from_matlab normalize_input annotations
     """.split())
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")

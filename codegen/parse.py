@@ -9,8 +9,10 @@ from codegen.diagnostics import ConversionError, Diagnostic, error
 from codegen.graph import LayerGraph
 from codegen.ir import InputSpec, Network, Node, OutputSpec, Port, TensorType
 from codegen.layers import Layer, LayerError, registry
+from codegen.matfile import MatObject
 from codegen.naming import class_name as make_class_name
 from codegen.naming import fallback_name, unique_identifiers
+from codegen.render import doc
 
 # Toolboxes whose layers are MathWorks' own; anything else is user code.
 BUILTIN_PREFIXES = ("nnet.", "vision.", "rl.", "images.", "audio.", "textanalytics.")
@@ -20,6 +22,7 @@ def parse(
     graph: LayerGraph, *, source: str, variable: str, class_name: str | None
 ) -> Network:
     handlers = registry()
+    consumed = {p.layer for ports in graph.inputs.values() for p in ports}
     types: dict[Port, TensorType] = {}
     nodes: dict[str, Node] = {}
     problems: list[Diagnostic] = []
@@ -27,14 +30,17 @@ def parse(
         record, name = graph.layers[i], graph.names[i]
         ports = graph.inputs[name]
         handler = handlers.get(record.classname)
+        if handler is None and name not in consumed and _custom_output(record):
+            handler = custom_output
         if handler is None:
             problems.append(_unsupported(name, record.classname))
             continue
         if any(p not in types for p in ports):
             continue  # an upstream layer failed; it is reported already
         in_types = tuple(types[p] for p in ports)
+        sources = tuple(nodes[p.layer] for p in ports)
         try:
-            node = handler(Layer(record, name, ports, in_types))
+            node = handler(Layer(record, name, ports, in_types, sources))
         except LayerError as exc:
             problems.append(
                 error("layer", name, record.classname, exc.message, exc.hint)
@@ -51,6 +57,26 @@ def parse(
             hint="Nothing was written. The README lists the supported layers.",
         )
     return _network(graph, nodes, source, variable, class_name)
+
+
+def _custom_output(record: MatObject) -> bool:
+    """A user-defined output layer: it only defines a training loss."""
+    if record.classname.startswith(BUILTIN_PREFIXES):
+        return False
+    return any(
+        k in record for k in ("Classes", "ClassNames", "ResponseNames", "LossFunction")
+    )
+
+
+def custom_output(layer: Layer) -> Node:
+    from codegen.layers.output import Output
+
+    note = (
+        f"The user-defined output layer {doc(layer.name)} ({doc(layer.classname)}) "
+        "only defines MATLAB's training loss; it is left out and its loss is not "
+        "translated."
+    )
+    return Output(**layer.common(), out_types=layer.in_types, notes=(note,))
 
 
 def _unsupported(name: str, classname: str) -> Diagnostic:
@@ -81,13 +107,21 @@ def _network(
     class_name: str | None,
 ) -> Network:
     ordered = [nodes[graph.names[i]] for i in graph.order]
-    in_matlab_order = [n for n in graph.names if n in nodes]
+    output_names = _output_names(graph, ordered)
+    needed = _ancestors(nodes, [name.partition("/")[0] for name in output_names])
+    dropped = [n.name for n in ordered if n.name not in needed]
+    ordered = [n for n in ordered if n.name in needed]
+    in_matlab_order = [n for n in graph.names if n in needed]
     idents = unique_identifiers(
         in_matlab_order, [fallback_name(nodes[n].matlab_class) for n in in_matlab_order]
     )
     ident_of = dict(zip(in_matlab_order, idents, strict=True))
     ordered = [dataclasses.replace(n, ident=ident_of[n.name]) for n in ordered]
     by_name = {n.name: n for n in ordered}
+    notes = ()
+    if dropped:
+        shown = ", ".join(map(doc, dropped[:8])) + (" ..." if len(dropped) > 8 else "")
+        notes = (f"Layers that feed none of the outputs are left out: {shown}.",)
 
     inputs = tuple(
         InputSpec(layer=n.name, ident=n.ident, type=n.out_type)
@@ -96,7 +130,7 @@ def _network(
     )
     if not inputs:
         raise ConversionError(f"{source}: variable '{variable}' has no input layer.")
-    outputs = tuple(_output(by_name, name) for name in _output_names(graph, ordered))
+    outputs = tuple(_output(by_name, name) for name in output_names)
     return Network(
         source=source,
         variable=variable,
@@ -105,7 +139,20 @@ def _network(
         nodes=tuple(ordered),
         inputs=inputs,
         outputs=outputs,
+        notes=notes,
     )
+
+
+def _ancestors(nodes: dict[str, Node], names: list[str]) -> set[str]:
+    seen: set[str] = set()
+    stack = list(names)
+    while stack:
+        name = stack.pop()
+        if name in seen or name not in nodes:
+            continue
+        seen.add(name)
+        stack += [p.layer for p in nodes[name].inputs]
+    return seen
 
 
 def _output_names(graph: LayerGraph, ordered: list[Node]) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 import textwrap
@@ -20,11 +21,12 @@ from codegen.matfile import (
     DETECTOR_CLASSES,
     NETWORK_CLASSES,
     SHALLOW_CLASSES,
+    MatObject,
     Variable,
     list_variables,
     load_variables,
 )
-from codegen.naming import FILE_NAMES, MODULE_ATTRIBUTES
+from codegen.naming import FILE_NAMES, HELPER_NAMES, MODULE_ATTRIBUTES
 from codegen.parse import parse
 from codegen.render import WEIGHTS_NAME, doc, plan_forward, render
 from codegen.weights import weights_bytes
@@ -133,10 +135,42 @@ def convert(
     what = f"{path.name}: variable '{name}'"
     layer_graph = graph_mod.build(record, what)
     net = parse(layer_graph, source=path.name, variable=name, class_name=class_name)
+    net = _detector_extras(net, record)
     result = generate(net, check=check)
     if out_dir is not None:
         result.written = write_outputs(Path(out_dir), result, force=force)
     return result
+
+
+def _detector_extras(net: Network, record: Any) -> Network:
+    """Anchors and class names of a detector become module constants."""
+    if not (
+        isinstance(record, MatObject) and record.classname == "yolov2ObjectDetector"
+    ):
+        return net
+    constants: list[tuple[str, object]] = []
+    anchors = record.get("AnchorBoxes")
+    if isinstance(anchors, np.ndarray) and anchors.size:
+        rows = np.asarray(anchors, dtype=np.float64).reshape(-1, 2)
+        constants.append(
+            ("ANCHOR_BOXES", tuple((_number(h), _number(w)) for h, w in rows))
+        )
+    classes = record.get("ClassNames")
+    names = tuple(str(c) for c in classes) if isinstance(classes, list) else ()
+    if names and not any(o.classes for o in net.outputs):
+        constants.append(("CLASSES", names))
+    note = (
+        "A yolov2ObjectDetector: forward() returns the YOLO v2 transform's output; "
+        "ANCHOR_BOXES lists the anchors as (height, width) in pixels. Decoding boxes "
+        "and non-maximum suppression (MATLAB's detect()) are not part of the model."
+    )
+    return dataclasses.replace(
+        net, constants=tuple(constants), notes=(*net.notes, note)
+    )
+
+
+def _number(v: float) -> float | int:
+    return int(v) if float(v).is_integer() else float(v)
 
 
 def validate_class_name(name: str) -> None:
@@ -163,7 +197,7 @@ def generate(net: Network, *, check: bool = True) -> Result:
     default initialization, seeded) and, with ``check``, runs one forward pass
     so a broken conversion never reaches the disk.
     """
-    notes = list(net.notes)
+    notes = [*net.notes, *(note for node in net.nodes for note in node.notes)]
     state = net.state()
     nan = sorted(
         {
@@ -233,12 +267,19 @@ def _instantiate(net: Network, code: str, state: dict[str, np.ndarray]) -> Any:
     return model
 
 
+# The check forward pass is skipped when one observation's activations
+# would exceed this many values (a 3000×3000 U-Net needs gigabytes).
+CHECK_BUDGET = 100_000_000
+
+
 def _run_once(net: Network, model: Any, state: dict[str, np.ndarray]) -> None:
     import torch
 
     tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}
     model.load_state_dict(tensors, strict=True)
     model.eval()
+    if net.activation_size() > CHECK_BUDGET:
+        return
     with torch.no_grad():
         model(*[_example(spec.type) for spec in net.inputs])
 
@@ -248,7 +289,8 @@ def _allowed_extras(net: Network) -> set[str]:
     extras |= {f"CLASSES_{o.ident.upper()}" for o in net.outputs}
     extras |= {f"CLASS_WEIGHTS_{o.ident.upper()}" for o in net.outputs}
     extras |= {f"from_matlab_{i.ident}" for i in net.inputs}
-    extras |= {"same_padding", "pad_symmetric", "CrossChannelNorm", "AvgPoolMeanPad2d"}
+    extras |= {name for name, _ in net.constants}
+    extras |= HELPER_NAMES
     return extras
 
 
@@ -308,7 +350,7 @@ def class_doc(net: Network) -> str:
 def _example(t: Any) -> Any:
     import torch
 
-    shape = [2] + ([4] if t.time else []) + [t.channels, *t.spatial]
+    shape = [1] + ([4] if t.time else []) + [t.channels, *t.spatial]
     return torch.zeros(shape)
 
 

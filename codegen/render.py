@@ -122,7 +122,7 @@ def trace(node: Node) -> str:
 @dataclass
 class Step:
     node: Node
-    out: str
+    outs: list[str]  # one variable per output port; "_" for unused ports
     args: list[str]
     free: list[str] = field(default_factory=list)
 
@@ -132,7 +132,7 @@ def plan_forward(net: Network) -> tuple[list[str], list[Step], list[str]]:
 
     A value lives in ``x`` when its only use is the very next statement (the
     chain case); other values are named after the layer that produced them
-    and deleted after their last use.
+    (``<layer>_<port>`` for extra outputs) and deleted after their last use.
     """
     nodes = {n.name: n for n in net.nodes}
 
@@ -157,20 +157,22 @@ def plan_forward(net: Network) -> tuple[list[str], list[Step], list[str]]:
     plan: list[Step] = []
     last_use: dict[str, int] = {}
     for i, n in enumerate(steps):
-        port = Port(layer=n.name)
-        users = uses.get(port, [])
-        next_index = i + 1
-        is_input = not n.inputs
-        chain = users == [next_index] or (users == [end] and next_index == end)
-        if is_input and not single_input:
-            chain = False
-        name = "x" if chain else n.ident
-        var[port] = name
         args = [var[resolve(p)] for p in n.inputs]
-        plan.append(Step(n, name, args))
-        for u in users:
-            if name != "x":
-                last_use[name] = max(last_use.get(name, -1), u)
+        outs = []
+        for k in range(len(n.out_types)):
+            port = Port(layer=n.name, index=k)
+            users = uses.get(port, [])
+            if k:
+                name = f"{n.ident}_{n.port_names[k]}" if users else "_"
+            else:
+                chain = users == [i + 1] or (users == [end] and i + 1 == end)
+                name = "x" if chain and (n.inputs or single_input) else n.ident
+            var[port] = name
+            outs.append(name)
+            if name not in ("x", "_"):
+                for u in users:
+                    last_use[name] = max(last_use.get(name, -1), u)
+        plan.append(Step(n, outs, args))
     for name, idx in last_use.items():
         if idx < end:
             plan[idx].free.append(name)
@@ -198,7 +200,7 @@ def render(net: Network, about: list[str], class_doc: str) -> str:
             inits.append({"trace": trace(n), "code": code})
     body = []
     for step in plan:
-        code = str(_macros(step.node.template).forward(step.node, step.out, step.args))
+        code = str(_macros(step.node.template).forward(step.node, step.outs, step.args))
         if code.strip():
             body.append(code.strip())
         if step.free:

@@ -7,6 +7,7 @@ sets follow recent releases unless a ``legacy`` flag asks for an older one
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -385,3 +386,298 @@ def regression(name: str) -> MatObject:
         ResponseNames=["Response"],
         ObservationDim=d(4),
     )
+
+
+# --------------------------------------------------------------------------
+# graph containers and graph layers
+
+
+def connections(pairs: Sequence[tuple[str, str]]) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame(
+        {"Source": [s for s, _ in pairs], "Destination": [t for _, t in pairs]}
+    )
+
+
+def dag(layers: Sequence[MatObject], pairs: Sequence[tuple[str, str]]) -> MatObject:
+    return MatObject(
+        "DAGNetwork",
+        {"Version": d(1), "Layers": list(layers), "Connections": connections(pairs)},
+        saveobj=True,
+    )
+
+
+def layer_graph(
+    layers: Sequence[MatObject], pairs: Sequence[tuple[str, str]]
+) -> MatObject:
+    return MatObject(
+        "nnet.cnn.LayerGraph",
+        {"Version": d(1), "Layers": list(layers), "Connections": connections(pairs)},
+        saveobj=True,
+    )
+
+
+def dlnetwork(
+    layers: Sequence[MatObject],
+    pairs: Sequence[tuple[str, str]],
+    outputs: Sequence[str] = (),
+) -> MatObject:
+    fields: dict[str, Any] = {"Version": d(5), "LayerGraph": layer_graph(layers, pairs)}
+    if outputs:
+        fields["OutputNames"] = list(outputs)
+    return MatObject("dlnetwork", fields, saveobj=True)
+
+
+def chain_pairs(names: Sequence[str]) -> list[tuple[str, str]]:
+    return list(itertools.pairwise(names))
+
+
+def addition(name: str, n: int = 2) -> MatObject:
+    return layer("AdditionLayer", name, NumInputs=d(n))
+
+
+def multiplication(name: str, n: int = 2) -> MatObject:
+    return layer("MultiplicationLayer", name, NumInputs=d(n))
+
+
+def depth_concatenation(name: str, n: int = 2) -> MatObject:
+    return layer("DepthConcatenationLayer", name, NumInputs=d(n))
+
+
+def concatenation(name: str, dim: int, n: int = 2) -> MatObject:
+    return layer("ConcatenationLayer", name, Dim=d(dim), NumInputs=d(n))
+
+
+def crop2d(name: str, location: Any = "auto") -> MatObject:
+    mode = "centercrop" if location == "auto" else "custom"
+    return layer(
+        "Crop2DLayer",
+        name,
+        Location=location if isinstance(location, str) else d(list(location)),
+        Mode=mode,
+    )
+
+
+def resize(
+    name: str,
+    nd: int = 2,
+    scale: Any = None,
+    output_size: Any = None,
+    reference: bool = False,
+    method: str = "nearest",
+    transform: str = "half-pixel",
+    rounding: str = "round",
+) -> MatObject:
+    return plain_layer(
+        f"Resize{nd}DLayer",
+        name,
+        Scale=(
+            d(list(np.broadcast_to(scale, (nd,))))
+            if scale is not None
+            else np.zeros((0, 0))
+        ),
+        OutputSize=(
+            d(list(output_size)) if output_size is not None else np.zeros((0, 0))
+        ),
+        EnableReferenceInput=np.array([[reference]]),
+        Method=method,
+        GeometricTransformMode=transform,
+        NearestRoundingMode=rounding,
+    )
+
+
+def max_pool_unpooling(
+    name: str, pool: Sequence[int], stride: Sequence[int]
+) -> MatObject:
+    fields = {
+        "PoolSize": d(list(pool)),
+        "Stride": d(list(stride)),
+        **_padding_fields((0, 0, 0, 0), False),
+    }
+    fields["HasUnpoolingOutputs"] = np.array([[True]])
+    return layer("MaxPooling2DLayer", name, version=3, **fields)
+
+
+def max_unpool2d(name: str) -> MatObject:
+    return layer("MaxUnpooling2DLayer", name)
+
+
+def grouped_conv2d(
+    name: str,
+    weights: np.ndarray,
+    bias: np.ndarray,
+    stride: Sequence[int] = (1, 1),
+    padding: Any = (0, 0, 0, 0),
+    channel_wise: bool = False,
+) -> MatObject:
+    h, w, cg, fg, g = weights.shape
+    return layer(
+        "GroupedConvolution2DLayer",
+        name,
+        version=3,
+        FilterSize=d([h, w]),
+        NumChannelsPerGroup=d(cg),
+        NumFiltersPerGroup=d(fg),
+        NumGroups="channel-wise" if channel_wise else d(g),
+        Stride=d(list(stride)),
+        DilationFactor=d([1, 1]),
+        **_padding_fields(padding, False),
+        PaddingValue=d(0),
+        Weights=learnable(weights),
+        Bias=learnable(np.reshape(bias, (1, 1, fg, g), order="F")),
+    )
+
+
+def image3d_input(
+    name: str, size: Sequence[int], norm: str = "none", **stats: Any
+) -> MatObject:
+    return layer(
+        "Image3DInputLayer",
+        name,
+        version=2,
+        InputSize=d(list(size)),
+        Normalization=normalization(norm, size, **stats),
+        NormalizationDimension="auto",
+    )
+
+
+def input_layer(name: str, size: Sequence[float], fmt: str) -> MatObject:
+    return layer("InputLayer", name, InputSize=d(list(size)), InputFormat=fmt)
+
+
+def conv3d(
+    name: str,
+    weights: np.ndarray,
+    bias: np.ndarray,
+    stride=(1, 1, 1),
+    padding: Any = (0,) * 6,
+) -> MatObject:
+    k = weights.shape[:3]
+    pad = (
+        {"PaddingMode": "same", "PaddingSize": d([0] * 6)}
+        if padding == "same"
+        else {"PaddingMode": "manual", "PaddingSize": d(list(padding))}
+    )
+    return layer(
+        "Convolution3DLayer",
+        name,
+        version=2,
+        FilterSize=d(list(k)),
+        NumChannels=d(weights.shape[3]),
+        NumFilters=d(weights.shape[4] if weights.ndim > 4 else 1),
+        Stride=d(list(stride)),
+        DilationFactor=d([1, 1, 1]),
+        **pad,
+        PaddingValue=d(0),
+        Weights=learnable(weights),
+        Bias=learnable(np.reshape(bias, (1, 1, 1, -1))),
+    )
+
+
+def transposed_conv3d(
+    name: str,
+    weights: np.ndarray,
+    bias: np.ndarray,
+    stride=(1, 1, 1),
+    cropping: Any = (0,) * 6,
+) -> MatObject:
+    k = weights.shape[:3]
+    crop = (
+        {"CroppingMode": "same", "CroppingSize": d([0] * 6)}
+        if cropping == "same"
+        else {"CroppingMode": "manual", "CroppingSize": d(list(cropping))}
+    )
+    return layer(
+        "TransposedConvolution3DLayer",
+        name,
+        version=2,
+        FilterSize=d(list(k)),
+        NumChannels=d(weights.shape[4]),
+        NumFilters=d(weights.shape[3]),
+        Stride=d(list(stride)),
+        **crop,
+        Weights=learnable(weights),
+        Bias=learnable(np.reshape(bias, (1, 1, 1, -1))),
+    )
+
+
+def pool3d(
+    kind: str,
+    name: str,
+    pool: Sequence[int],
+    stride: Sequence[int],
+    padding: Any = (0,) * 6,
+) -> MatObject:
+    pad = (
+        {"PaddingMode": "same", "PaddingSize": d([0] * 6)}
+        if padding == "same"
+        else {"PaddingMode": "manual", "PaddingSize": d(list(padding))}
+    )
+    return layer(
+        f"{kind}Pooling3DLayer",
+        name,
+        version=3,
+        PoolSize=d(list(pool)),
+        Stride=d(list(stride)),
+        **pad,
+    )
+
+
+def global_pool3d(kind: str, name: str) -> MatObject:
+    return layer(f"Global{kind}Pooling3DLayer", name)
+
+
+def _norm_fields(c: int, seed: int) -> dict[str, Any]:
+    g = np.random.default_rng(seed)
+    return {
+        "Epsilon": d(1e-5),
+        "NumChannels": d(c),
+        "Scale": learnable(g.uniform(0.5, 1.5, (c, 1))),
+        "Offset": learnable(g.standard_normal((c, 1))),
+    }
+
+
+def layer_norm(
+    name: str, c: int, operation: str | None = None, seed: int = 0
+) -> MatObject:
+    fields = _norm_fields(c, seed)
+    if operation:
+        fields["OperationDimension"] = operation
+    return layer("LayerNormalizationLayer", name, **fields)
+
+
+def group_norm(name: str, c: int, groups: Any, seed: int = 0) -> MatObject:
+    return layer(
+        "GroupNormalizationLayer",
+        name,
+        NumGroups=groups if isinstance(groups, str) else d(groups),
+        **_norm_fields(c, seed),
+    )
+
+
+def instance_norm(name: str, c: int, seed: int = 0) -> MatObject:
+    return layer("InstanceNormalizationLayer", name, **_norm_fields(c, seed))
+
+
+def flatten(name: str) -> MatObject:
+    return layer("FlattenLayer", name)
+
+
+def yolov2_transform(name: str, anchors: int) -> MatObject:
+    return plain_layer("YOLOv2TransformLayer", name, NumAnchorBoxes=d(anchors))
+
+
+def function_layer(name: str, text: str, n_inputs: int = 1) -> MatObject:
+    fields = {
+        "PredictFcn": [np.array([[0xDD000000]], dtype=np.uint32)],
+        "Formattable": np.array([[False]]),
+        "Acceleratable": np.array([[False]]),
+        "Description": text,
+        "Type": "Function",
+        "nnet.layer.Layer.PrivateInputs": (
+            [f"in{i + 1}" for i in range(n_inputs)] if n_inputs > 1 else ["in"]
+        ),
+    }
+    obj = plain_layer("FunctionLayer", name)
+    return MatObject(obj.classname, {**obj.fields, **fields})

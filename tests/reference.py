@@ -12,7 +12,9 @@ without the batch letter's position games: 'SSCB', 'CB', 'CBT', 'SCB'.
 
 from __future__ import annotations
 
+import itertools
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -115,7 +117,7 @@ def run_graph(
     by_name = dict(zip(names, layers, strict=True))
     sources: dict[str, dict[int, tuple[str, int]]] = {n: {} for n in names}
     out_ports = {"out": 0, "indices": 1, "size": 2}
-    in_ports = {"in": 0, "indices": 1, "size": 2}
+    in_ports = {"in": 0, "indices": 1, "size": 2, "ref": 1}
     for src, dst in connections:
         s_layer, _, s_port = src.partition("/")
         d_layer, _, d_port = dst.partition("/")
@@ -201,7 +203,11 @@ def _normalize(layer: MatObject, x: np.ndarray, spatial_dims: int) -> np.ndarray
         if mean is None:
             return x
         m = bc(mean)
-        if spatial_dims and m.shape[0] * m.shape[1] > 1 and m.shape[:2] != x.shape[:2]:
+        if (
+            spatial_dims == 2
+            and m.shape[0] * m.shape[1] > 1
+            and m.shape[:2] != x.shape[:2]
+        ):
             m = m.mean(axis=(0, 1), keepdims=True)  # legacy rule for other sizes
         return x - m
     if kind == "zscore":
@@ -230,6 +236,18 @@ def image_input(layer: MatObject, xs: list[Value]) -> list[Value]:
     return [Value(_normalize(layer, x, 2), "SSCB")]
 
 
+@ref("nnet.cnn.layer.Image3DInputLayer")
+def image3d_input(layer: MatObject, xs: list[Value]) -> list[Value]:
+    x = images(xs[0], 3)
+    return [Value(_normalize(layer, x, 3), "SSSCB")]
+
+
+@ref("nnet.cnn.layer.InputLayer")
+def input_layer(layer: MatObject, xs: list[Value]) -> list[Value]:
+    fmt = str(field(layer, "InputFormat", "")).upper()
+    return [Value(xs[0].data, fmt)]
+
+
 @ref("nnet.cnn.layer.FeatureInputLayer")
 def feature_input(layer: MatObject, xs: list[Value]) -> list[Value]:
     x = xs[0].data
@@ -237,36 +255,42 @@ def feature_input(layer: MatObject, xs: list[Value]) -> list[Value]:
 
 
 # --------------------------------------------------------------------------
-# padding and windows
+# padding and windows (n spatial dims, MATLAB layout S...×C×N)
 
 
 def _padding(
     layer: MatObject, x: np.ndarray, k: list[int], s: list[int], d: list[int]
-) -> list[int]:
-    """[t b l r] for this input (MATLAB recomputes 'same' from the input size)."""
+) -> list[tuple[int, int]]:
+    """(before, after) per spatial dim; 'same' is recomputed from the input size."""
+    n = len(k)
     mode = text(layer, "PaddingMode", "manual")
     if mode == "same":
         out = []
-        for dim in range(2):
+        for dim in range(n):
             size = x.shape[dim]
             eff = (k[dim] - 1) * d[dim] + 1
             total = max((math.ceil(size / s[dim]) - 1) * s[dim] + eff - size, 0)
             out.append((total // 2, total - total // 2))
-        return [out[0][0], out[0][1], out[1][0], out[1][1]]
+        return out
     p = field(layer, "PaddingSize")
     if p is not None:
-        p = np.asarray(p, dtype=float).ravel()
-        return [int(v) for v in (np.repeat(p, 4) if p.size == 1 else p)]
+        p = np.asarray(p, dtype=float)
+        if n == 2:  # [t b l r]
+            v = np.broadcast_to(p.ravel(), (4,))
+            return [(int(v[0]), int(v[1])), (int(v[2]), int(v[3]))]
+        if n == 3:  # [t l f; b r k] (saved as 2×3 or as its 1×6 column-major copy)
+            m = p.reshape(-1, order="F").reshape((2, 3), order="F")
+            return [(int(m[0, i]), int(m[1, i])) for i in range(3)]
+        v = np.broadcast_to(p.ravel(), (2,))
+        return [(int(v[0]), int(v[1]))]
     p = field(layer, "Padding")
     if p is not None:
-        v, h = vec(layer, "Padding", 2)
-        return [v, v, h, h]
-    return [0, 0, 0, 0]
+        return [(v, v) for v in vec(layer, "Padding", n)]
+    return [(0, 0)] * n
 
 
-def _pad(x: np.ndarray, tblr: list[int], value: Any) -> np.ndarray:
-    t, b, left, r = tblr
-    width = [(t, b), (left, r), (0, 0), (0, 0)]
+def _pad(x: np.ndarray, pads: list[tuple[int, int]], value: Any) -> np.ndarray:
+    width = [*pads] + [(0, 0)] * (x.ndim - len(pads))
     if isinstance(value, str):
         mode = {
             "replicate": "edge",
@@ -278,90 +302,147 @@ def _pad(x: np.ndarray, tblr: list[int], value: Any) -> np.ndarray:
 
 
 def _windows(x: np.ndarray, k: list[int], s: list[int], d: list[int]):
-    """Yield (u, v, slab) with slab[i, j] = x[i*s + u*d, j*s + v*d]."""
-    H, W = x.shape[:2]
-    Ho = (H - ((k[0] - 1) * d[0] + 1)) // s[0] + 1
-    Wo = (W - ((k[1] - 1) * d[1] + 1)) // s[1] + 1
-    for u in range(k[0]):
-        for v in range(k[1]):
-            a, b = u * d[0], v * d[1]
-            yield u, v, x[
-                a : a + (Ho - 1) * s[0] + 1 : s[0], b : b + (Wo - 1) * s[1] + 1 : s[1]
-            ]
+    """Yield (offset, slab) with slab[i, j, ...] = x[i*s + u*d, j*s + v*d, ...]."""
+    n = len(k)
+    outs = [(x.shape[i] - ((k[i] - 1) * d[i] + 1)) // s[i] + 1 for i in range(n)]
+    for offset in itertools.product(*(range(ki) for ki in k)):
+        index = tuple(
+            slice(u * d[i], u * d[i] + (outs[i] - 1) * s[i] + 1, s[i])
+            for i, u in enumerate(offset)
+        )
+        yield offset, x[index]
+
+
+def _conv(x: np.ndarray, W: np.ndarray, k, s, d) -> np.ndarray:
+    """Cross-correlation of S...×C×N data with an S...×C×F kernel."""
+    acc = None
+    for offset, slab in _windows(x, k, s, d):
+        term = np.tensordot(slab, W[offset], axes=([len(k)], [0]))  # S..×N×F
+        acc = term if acc is None else acc + term
+    return np.moveaxis(acc, -1, -2)  # S...×F×N
 
 
 # --------------------------------------------------------------------------
 # convolution
 
 
-@ref("nnet.cnn.layer.Convolution2DLayer")
-def conv2d(layer: MatObject, xs: list[Value]) -> list[Value]:
-    x = images(xs[0])
-    k = vec(layer, "FilterSize", 2)
-    s = vec(layer, "Stride", 2, 1)
-    d = vec(layer, "DilationFactor", 2, 1)
+def _conv_nd(layer: MatObject, xs: list[Value], nd: int, fmt: str) -> list[Value]:
+    x = images(xs[0], nd)
+    k = vec(layer, "FilterSize", nd)
+    s = vec(layer, "Stride", nd, 1)
+    d = vec(layer, "DilationFactor", nd, 1)
     value = field(layer, "PaddingValue", 0.0)
     if not isinstance(value, str):
         value = float(np.ravel(value)[0])
     xp = _pad(x, _padding(layer, x, k, s, d), value)
     nf = np.asarray(field(layer, "NumFilters"), dtype=float).ravel()
     groups = nf.size
-    C = x.shape[2]
+    C = x.shape[nd]
     F = int(nf.sum())
-    W = full(learn(layer, "Weights"), (k[0], k[1], C // groups, F))
-    b = learn(layer, "Bias")
+    W = full(learn(layer, "Weights"), (*k, C // groups, F))
     cg, fg = C // groups, F // groups
-    outs = []
+    parts = []
     for g in range(groups):
-        acc = None
-        for u, v, slab in _windows(xp[:, :, g * cg : (g + 1) * cg], k, s, d):
-            term = np.einsum("ijcn,cf->ijfn", slab, W[u, v, :, g * fg : (g + 1) * fg])
-            acc = term if acc is None else acc + term
-        outs.append(acc)
-    y = np.concatenate(outs, axis=2)
+        xg = xp[(slice(None),) * nd + (slice(g * cg, (g + 1) * cg),)]
+        Wg = W[(slice(None),) * nd + (slice(None), slice(g * fg, (g + 1) * fg))]
+        parts.append(_conv(xg, Wg, k, s, d))
+    y = np.concatenate(parts, axis=nd)
+    b = learn(layer, "Bias")
     if b is not None:
-        y = y + b.ravel()[None, None, :, None]
-    return [Value(y, "SSCB")]
+        y = y + b.reshape((1,) * nd + (-1, 1), order="F")
+    return [Value(y, fmt)]
 
 
-@ref("nnet.cnn.layer.TransposedConvolution2DLayer")
-def transposed_conv2d(layer: MatObject, xs: list[Value]) -> list[Value]:
+@ref("nnet.cnn.layer.Convolution2DLayer")
+def conv2d(layer: MatObject, xs: list[Value]) -> list[Value]:
+    return _conv_nd(layer, xs, 2, "SSCB")
+
+
+@ref("nnet.cnn.layer.Convolution3DLayer")
+def conv3d(layer: MatObject, xs: list[Value]) -> list[Value]:
+    return _conv_nd(layer, xs, 3, "SSSCB")
+
+
+@ref("nnet.cnn.layer.GroupedConvolution2DLayer")
+def grouped_conv2d(layer: MatObject, xs: list[Value]) -> list[Value]:
     x = images(xs[0])
     k = vec(layer, "FilterSize", 2)
     s = vec(layer, "Stride", 2, 1)
-    H, W_, C, N = x.shape
+    d = vec(layer, "DilationFactor", 2, 1)
+    C = x.shape[2]
+    ng = field(layer, "NumGroups")
+    G = C if isinstance(ng, str) else int(num(layer, "NumGroups"))
+    Fg = int(num(layer, "NumFiltersPerGroup"))
+    W = full(learn(layer, "Weights"), (*k, C // G, Fg, G))
+    B = learn(layer, "Bias")
+    value = field(layer, "PaddingValue", 0.0)
+    xp = _pad(
+        x,
+        _padding(layer, x, k, s, d),
+        value if isinstance(value, str) else float(np.ravel(value)[0]),
+    )
+    cg = C // G
+    parts = []
+    for g in range(G):  # output channel of group g, filter f: g*Fg + f
+        y = _conv(xp[:, :, g * cg : (g + 1) * cg], W[:, :, :, :, g], k, s, d)
+        if B is not None:
+            y = y + full(B, (Fg, G))[:, g][None, None, :, None]
+        parts.append(y)
+    return [Value(np.concatenate(parts, axis=2), "SSCB")]
+
+
+def _transposed_nd(layer: MatObject, xs: list[Value], nd: int, fmt: str) -> list[Value]:
+    x = images(xs[0], nd)
+    k = vec(layer, "FilterSize", nd)
+    s = vec(layer, "Stride", nd, 1)
+    sizes, C, N = x.shape[:nd], x.shape[nd], x.shape[nd + 1]
     F = int(num(layer, "NumFilters"))
-    Wt = full(learn(layer, "Weights"), (k[0], k[1], F, C))
-    full_h, full_w = s[0] * (H - 1) + k[0], s[1] * (W_ - 1) + k[1]
-    y = np.zeros((full_h, full_w, F, N))
-    for u in range(k[0]):
-        for v in range(k[1]):
-            y[
-                u : u + s[0] * (H - 1) + 1 : s[0], v : v + s[1] * (W_ - 1) + 1 : s[1]
-            ] += np.einsum("ijcn,fc->ijfn", x, Wt[u, v])
+    Wt = full(learn(layer, "Weights"), (*k, F, C))
+    full_size = [s[i] * (sizes[i] - 1) + k[i] for i in range(nd)]
+    y = np.zeros((*full_size, F, N))
+    for offset in itertools.product(*(range(ki) for ki in k)):
+        index = tuple(
+            slice(u, u + s[i] * (sizes[i] - 1) + 1, s[i]) for i, u in enumerate(offset)
+        )
+        # y[i*s + u] += sum_c W[u, f, c] x[i, c]
+        y[index] += np.moveaxis(np.tensordot(x, Wt[offset], axes=([nd], [1])), -1, nd)
     if text(layer, "CroppingMode", "manual") == "same":
         crops, extra = [], []
-        for dim in range(2):
-            total = k[dim] - s[dim]
+        for i in range(nd):
+            total = k[i] - s[i]
             crops.append((max(total, 0) // 2, max(total, 0) - max(total, 0) // 2))
             extra.append(max(-total, 0))
     else:
         c = field(layer, "CroppingSize")
-        if c is not None:
+        if c is not None and nd == 2:
             t, b_, left, r = (int(v) for v in np.broadcast_to(np.ravel(c), (4,)))
+            crops = [(t, b_), (left, r)]
+        elif c is not None:
+            m = (
+                np.asarray(c, dtype=float)
+                .reshape(-1, order="F")
+                .reshape((2, nd), order="F")
+            )
+            crops = [(int(m[0, i]), int(m[1, i])) for i in range(nd)]
         else:
-            vh = vec(layer, "Cropping", 2, 0)
-            t, b_, left, r = vh[0], vh[0], vh[1], vh[1]
-        crops = [(t, b_), (left, r)]
-        extra = [abs(o) for o in vec(layer, "OutputSizeOffset", 2, 0)]
-    y = np.pad(y, [(0, extra[0]), (0, extra[1]), (0, 0), (0, 0)])
-    y = y[
-        crops[0][0] : y.shape[0] - crops[0][1], crops[1][0] : y.shape[1] - crops[1][1]
-    ]
+            crops = [(v, v) for v in vec(layer, "Cropping", nd, 0)]
+        extra = [abs(o) for o in vec(layer, "OutputSizeOffset", nd, 0)]
+    y = np.pad(y, [(0, e) for e in extra] + [(0, 0), (0, 0)])
+    y = y[tuple(slice(b, y.shape[i] - a) for i, (b, a) in enumerate(crops))]
     b = learn(layer, "Bias")
     if b is not None:
-        y = y + b.ravel()[None, None, :, None]
-    return [Value(y, "SSCB")]
+        y = y + b.reshape((1,) * nd + (-1, 1), order="F")
+    return [Value(y, fmt)]
+
+
+@ref("nnet.cnn.layer.TransposedConvolution2DLayer")
+def transposed_conv2d(layer: MatObject, xs: list[Value]) -> list[Value]:
+    return _transposed_nd(layer, xs, 2, "SSCB")
+
+
+@ref("nnet.cnn.layer.TransposedConvolution3DLayer")
+def transposed_conv3d(layer: MatObject, xs: list[Value]) -> list[Value]:
+    return _transposed_nd(layer, xs, 3, "SSSCB")
 
 
 # --------------------------------------------------------------------------
@@ -491,45 +572,365 @@ def softmax(layer: MatObject, xs: list[Value]) -> list[Value]:
 # pooling
 
 
+def _max_pool(layer: MatObject, xs: list[Value], nd: int, fmt: str) -> list[Value]:
+    x = images(xs[0], nd)
+    k = vec(layer, "PoolSize", nd)
+    s = vec(layer, "Stride", nd, 1)
+    xp = _pad(x, _padding(layer, x, k, s, [1] * nd), -np.inf)
+    y = where = None
+    for offset, slab in _windows(xp, k, s, [1] * nd):
+        if y is None:
+            y, where = slab.copy(), np.zeros(slab.shape, dtype=np.int64)
+        else:  # the first maximum in scan order wins
+            better = slab > y
+            y = np.where(better, slab, y)
+            where = np.where(better, np.ravel_multi_index(offset, k), where)
+    outputs = [Value(y, fmt)]
+    if field(layer, "HasUnpoolingOutputs") is not None and bool(
+        np.ravel(field(layer, "HasUnpoolingOutputs"))[0]
+    ):
+        # indices: the input position each maximum came from; size: the input size
+        outputs += [
+            Value(_argmax_positions(where, k, s, x.shape[:nd]), "indices"),
+            Value(np.array(x.shape), "size"),
+        ]
+    return outputs
+
+
+def _argmax_positions(where: np.ndarray, k, s, sizes) -> np.ndarray:
+    nd = len(k)
+    offsets = np.unravel_index(where, k)
+    grids = np.meshgrid(*(np.arange(where.shape[i]) for i in range(nd)), indexing="ij")
+    coords = [
+        grids[i].reshape(grids[i].shape + (1,) * (where.ndim - nd)) * s[i] + offsets[i]
+        for i in range(nd)
+    ]
+    return np.ravel_multi_index(
+        coords, sizes
+    )  # column order irrelevant: used only here
+
+
+@ref("nnet.cnn.layer.MaxUnpooling2DLayer")
+def max_unpool2d(layer: MatObject, xs: list[Value]) -> list[Value]:
+    x, idx, size = images(xs[0]), xs[1].data, xs[2].data
+    H, W = int(size[0]), int(size[1])
+    out = np.zeros((H * W, *x.shape[2:]))
+    flat_x = x.reshape(-1, *x.shape[2:])
+    flat_i = idx.reshape(-1, *idx.shape[2:])
+    for c in range(x.shape[2]):
+        for n in range(x.shape[3]):
+            out[flat_i[:, c, n], c, n] = flat_x[:, c, n]
+    return [Value(out.reshape(H, W, *x.shape[2:]), "SSCB")]
+
+
 @ref("nnet.cnn.layer.MaxPooling2DLayer")
 def max_pool2d(layer: MatObject, xs: list[Value]) -> list[Value]:
-    x = images(xs[0])
-    k = vec(layer, "PoolSize", 2)
-    s = vec(layer, "Stride", 2, 1)
-    xp = _pad(x, _padding(layer, x, k, s, [1, 1]), -np.inf)
-    y = None
-    for _, _, slab in _windows(xp, k, s, [1, 1]):
-        y = slab.copy() if y is None else np.maximum(y, slab)
-    return [Value(y, "SSCB")]
+    return _max_pool(layer, xs, 2, "SSCB")
 
 
-@ref("nnet.cnn.layer.AveragePooling2DLayer")
-def avg_pool2d(layer: MatObject, xs: list[Value]) -> list[Value]:
-    x = images(xs[0])
-    k = vec(layer, "PoolSize", 2)
-    s = vec(layer, "Stride", 2, 1)
-    pads = _padding(layer, x, k, s, [1, 1])
+@ref("nnet.cnn.layer.MaxPooling3DLayer")
+def max_pool3d(layer: MatObject, xs: list[Value]) -> list[Value]:
+    return _max_pool(layer, xs, 3, "SSSCB")
+
+
+def _avg_pool(layer: MatObject, xs: list[Value], nd: int, fmt: str) -> list[Value]:
+    x = images(xs[0], nd)
+    k = vec(layer, "PoolSize", nd)
+    s = vec(layer, "Stride", nd, 1)
+    pads = _padding(layer, x, k, s, [1] * nd)
     xp = _pad(x, pads, 0.0)
-    ones = _pad(np.ones((*x.shape[:2], 1, 1)), pads, 0.0)
+    ones = _pad(np.ones((*x.shape[:nd], 1, 1)), pads, 0.0)
     total = count = None
-    for (_, _, slab), (_, _, cnt) in zip(
-        _windows(xp, k, s, [1, 1]), _windows(ones, k, s, [1, 1]), strict=True
+    for (_, slab), (_, cnt) in zip(
+        _windows(xp, k, s, [1] * nd), _windows(ones, k, s, [1] * nd), strict=True
     ):
         total = slab.copy() if total is None else total + slab
         count = cnt.copy() if count is None else count + cnt
     if field(layer, "PaddingValue") == "mean":
-        return [Value(total / count, "SSCB")]
-    return [Value(total / (k[0] * k[1]), "SSCB")]
+        return [Value(total / count, fmt)]
+    return [Value(total / math.prod(k), fmt)]
 
 
-@ref("nnet.cnn.layer.GlobalAveragePooling2DLayer")
-def global_avg_pool2d(layer: MatObject, xs: list[Value]) -> list[Value]:
-    return [Value(images(xs[0]).mean(axis=(0, 1), keepdims=True), "SSCB")]
+@ref("nnet.cnn.layer.AveragePooling2DLayer")
+def avg_pool2d(layer: MatObject, xs: list[Value]) -> list[Value]:
+    return _avg_pool(layer, xs, 2, "SSCB")
 
 
-@ref("nnet.cnn.layer.GlobalMaxPooling2DLayer")
-def global_max_pool2d(layer: MatObject, xs: list[Value]) -> list[Value]:
-    return [Value(images(xs[0]).max(axis=(0, 1), keepdims=True), "SSCB")]
+@ref("nnet.cnn.layer.AveragePooling3DLayer")
+def avg_pool3d(layer: MatObject, xs: list[Value]) -> list[Value]:
+    return _avg_pool(layer, xs, 3, "SSSCB")
+
+
+def _global(fn: Callable, nd: int, fmt: str) -> Fn:
+    def run(layer: MatObject, xs: list[Value]) -> list[Value]:
+        return [Value(fn(images(xs[0], nd), axis=tuple(range(nd)), keepdims=True), fmt)]
+
+    return run
+
+
+REFERENCE.update(
+    {
+        "nnet.cnn.layer.GlobalAveragePooling2DLayer": _global(np.mean, 2, "SSCB"),
+        "nnet.cnn.layer.GlobalMaxPooling2DLayer": _global(np.max, 2, "SSCB"),
+        "nnet.cnn.layer.GlobalAveragePooling3DLayer": _global(np.mean, 3, "SSSCB"),
+        "nnet.cnn.layer.GlobalMaxPooling3DLayer": _global(np.max, 3, "SSSCB"),
+    }
+)
+
+
+# --------------------------------------------------------------------------
+# combining, cropping, resizing, flattening
+
+
+@ref("nnet.cnn.layer.AdditionLayer")
+def addition(layer: MatObject, xs: list[Value]) -> list[Value]:
+    return [Value(sum(x.data for x in xs), xs[0].fmt)]
+
+
+@ref("nnet.cnn.layer.MultiplicationLayer")
+def multiplication(layer: MatObject, xs: list[Value]) -> list[Value]:
+    return [Value(math.prod(x.data for x in xs), xs[0].fmt)]
+
+
+@ref("nnet.cnn.layer.ConcatenationLayer")
+def concatenation(layer: MatObject, xs: list[Value]) -> list[Value]:
+    dim = int(num(layer, "Dim"))  # a MATLAB dimension of the data as laid out
+    return [Value(np.concatenate([x.data for x in xs], axis=dim - 1), xs[0].fmt)]
+
+
+@ref("nnet.cnn.layer.DepthConcatenationLayer")
+def depth_concatenation(layer: MatObject, xs: list[Value]) -> list[Value]:
+    axis = _channel_axis(xs[0])
+    return [Value(np.concatenate([x.data for x in xs], axis=axis), xs[0].fmt)]
+
+
+@ref("nnet.cnn.layer.Crop2DLayer")
+def crop2d(layer: MatObject, xs: list[Value]) -> list[Value]:
+    x, refv = images(xs[0]), images(xs[1])
+    X, Y = x.shape[:2], refv.shape[:2]
+    if text(layer, "Mode", "centercrop") == "centercrop":
+        # 1-based: floor(X/2 + 1) - floor(Y/2 + 1) + 1
+        start = [math.floor(X[i] / 2 + 1) - math.floor(Y[i] / 2 + 1) for i in range(2)]
+    else:
+        col, row = (int(v) for v in np.ravel(field(layer, "Location")))
+        start = [row - 1, col - 1]
+    return [Value(x[start[0] : start[0] + Y[0], start[1] : start[1] + Y[1]], "SSCB")]
+
+
+def _resize(layer: MatObject, xs: list[Value], nd: int, fmt: str) -> list[Value]:
+    x = images(xs[0], nd)
+    sizes = list(x.shape[:nd])
+    if field(layer, "EnableReferenceInput") is not None and bool(
+        np.ravel(field(layer, "EnableReferenceInput"))[0]
+    ):
+        out = list(images(xs[1], nd).shape[:nd])
+        scale = [o / i for o, i in zip(out, sizes, strict=True)]
+    elif field(layer, "Scale") is not None:
+        scale = [
+            float(v) for v in np.broadcast_to(np.ravel(field(layer, "Scale")), (nd,))
+        ]
+        out = [math.floor(i * f) for i, f in zip(sizes, scale, strict=True)]
+    else:
+        o = np.ravel(np.asarray(field(layer, "OutputSize"), dtype=float))
+        if np.isnan(o).any():
+            f = next(oo / i for oo, i in zip(o, sizes, strict=True) if not np.isnan(oo))
+            scale, out = [f] * nd, [math.floor(i * f) for i in sizes]
+        else:
+            out = [int(v) for v in o]
+            scale = [oo / i for oo, i in zip(out, sizes, strict=True)]
+    method = text(layer, "Method", "nearest")
+    mode = text(layer, "GeometricTransformMode", "half-pixel")
+    rounding = text(layer, "NearestRoundingMode", "round")
+    for dim in range(nd):
+        q = np.arange(1, out[dim] + 1, dtype=float)  # 1-based output positions
+        if mode == "half-pixel":
+            u = q / scale[dim] + 0.5 * (1 - 1 / scale[dim])
+        else:
+            u = 1 + (q - 1) / scale[dim]
+        u = np.clip(u, 1, sizes[dim])
+        if method == "nearest":
+            if rounding == "onnx-10":
+                u = np.ceil(u) if scale[dim] < 1 else np.fix(u)
+            elif rounding == "floor":
+                u = np.floor(u)
+            else:
+                u = np.floor(u + 0.5)  # MATLAB round, for positive values
+            x = np.take(x, u.astype(int) - 1, axis=dim)
+        else:
+            lo = np.floor(u).astype(int)
+            hi = np.ceil(u).astype(int)
+            w = (u - lo).reshape((-1,) + (1,) * (x.ndim - dim - 1))
+            x = (
+                np.take(x, lo - 1, axis=dim) * (1 - w)
+                + np.take(x, hi - 1, axis=dim) * w
+            )
+    return [Value(x, fmt)]
+
+
+@ref("nnet.cnn.layer.Resize2DLayer")
+def resize2d(layer: MatObject, xs: list[Value]) -> list[Value]:
+    return _resize(layer, xs, 2, "SSCB")
+
+
+@ref("nnet.cnn.layer.Resize3DLayer")
+def resize3d(layer: MatObject, xs: list[Value]) -> list[Value]:
+    return _resize(layer, xs, 3, "SSSCB")
+
+
+@ref("nnet.cnn.layer.FlattenLayer")
+def flatten(layer: MatObject, xs: list[Value]) -> list[Value]:
+    x = xs[0]
+    if x.fmt == "CB":
+        return [x]
+    nd = x.fmt.count("S")
+    a = images(x, nd)
+    return [Value(a.reshape(-1, a.shape[-1], order="F"), "CB")]  # column-major
+
+
+@ref("nnet.cnn.layer.YOLOv2TransformLayer")
+def yolov2_transform(layer: MatObject, xs: list[Value]) -> list[Value]:
+    x = images(xs[0])
+    H, W, C, N = x.shape
+    A = int(num(layer, "NumAnchorBoxes"))
+    r = x.reshape((H * W, A, C // A, N), order="F")
+    iou = 1 / (1 + np.exp(-r[:, :, :1]))
+    xy = 1 / (1 + np.exp(-r[:, :, 1:3]))
+    wh = np.exp(r[:, :, 3:5])
+    e = np.exp(r[:, :, 5:] - r[:, :, 5:].max(axis=2, keepdims=True))
+    z = np.concatenate([iou, xy, wh, e / e.sum(axis=2, keepdims=True)], axis=2)
+    return [Value(z.reshape((H, W, C, N), order="F"), "SSCB")]
+
+
+def _matlab_expression(text_: str, args: list[np.ndarray]) -> np.ndarray:
+    """Evaluate an anonymous MATLAB function of arrays (test inputs only)."""
+    params, body = re.fullmatch(r"\s*@\s*\(([^)]*)\)(.*)", text_, re.S).groups()
+    names = [p.strip() for p in params.split(",")]
+    body = (
+        body.replace(".*", "*")
+        .replace("./", "/")
+        .replace(".^", "**")
+        .replace("^", "**")
+    )
+    body = re.sub(r"(?<![\w.])(\.\d)", r"0\1", body)
+    env = {
+        "exp": np.exp,
+        "log": np.log,
+        "sqrt": np.sqrt,
+        "abs": np.abs,
+        "tanh": np.tanh,
+        "sin": np.sin,
+        "cos": np.cos,
+        "sign": np.sign,
+        "erf": erf,
+        "sigmoid": lambda v: 1 / (1 + np.exp(-v)),
+        "relu": lambda v: np.maximum(v, 0),
+        "max": np.maximum,
+        "min": np.minimum,
+    }
+    env.update(zip(names, args, strict=True))
+    return eval(body, {"__builtins__": {}}, env)
+
+
+@ref("nnet.cnn.layer.FunctionLayer")
+def function_layer(layer: MatObject, xs: list[Value]) -> list[Value]:
+    return [
+        Value(
+            _matlab_expression(text(layer, "Description", ""), [x.data for x in xs]),
+            xs[0].fmt,
+        )
+    ]
+
+
+# --------------------------------------------------------------------------
+# layer, group and instance normalization
+
+
+def _normalize_over(
+    x: Value, axes: tuple[int, ...], eps: float, scale, offset
+) -> np.ndarray:
+    a = x.data
+    mean = a.mean(axis=axes, keepdims=True)
+    var = a.var(axis=axes, keepdims=True)
+    y = (a - mean) / np.sqrt(var + eps)
+    if scale is not None:
+        y = _per_channel(x, scale) * y + _per_channel(x, offset)
+    return y
+
+
+@ref("nnet.cnn.layer.LayerNormalizationLayer")
+def layer_norm(layer: MatObject, xs: list[Value]) -> list[Value]:
+    x = xs[0]
+    fmt = x.fmt
+    letters = {
+        "S": [i for i, c in enumerate(fmt) if c == "S"],
+        "C": [fmt.index("C")],
+        "T": [i for i, c in enumerate(fmt) if c == "T"],
+    }
+    dims = text(layer, "OperationDimension", "batch-excluded")
+    if dims == "auto":
+        dims = "spatial-channel" if fmt.count("S") > 1 else "channel-only"
+    axes = {
+        "channel-only": letters["C"],
+        "spatial-channel": letters["S"] + letters["C"],
+        "batch-excluded": letters["S"] + letters["C"] + letters["T"],
+    }[dims]
+    return [
+        Value(
+            _normalize_over(
+                x,
+                tuple(axes),
+                num(layer, "Epsilon", 1e-5),
+                learn(layer, "Scale"),
+                learn(layer, "Offset"),
+            ),
+            fmt,
+        )
+    ]
+
+
+@ref("nnet.cnn.layer.GroupNormalizationLayer")
+def group_norm(layer: MatObject, xs: list[Value]) -> list[Value]:
+    x = xs[0]
+    a = x.data
+    c_axis = _channel_axis(x)
+    C = a.shape[c_axis]
+    ng = field(layer, "NumGroups")
+    G = (
+        {"all-channels": 1, "channel-wise": C}[ng]
+        if isinstance(ng, str)
+        else int(num(layer, "NumGroups"))
+    )
+    eps = num(layer, "Epsilon", 1e-5)
+    parts = []
+    b_axis = x.fmt.index("B")
+    for g in range(G):
+        block = np.take(a, range(g * C // G, (g + 1) * C // G), axis=c_axis)
+        axes = tuple(i for i in range(a.ndim) if i != b_axis)
+        m, v = block.mean(axis=axes, keepdims=True), block.var(axis=axes, keepdims=True)
+        parts.append((block - m) / np.sqrt(v + eps))
+    y = np.concatenate(parts, axis=c_axis)
+    scale, offset = learn(layer, "Scale"), learn(layer, "Offset")
+    if scale is not None:
+        y = _per_channel(x, scale) * y + _per_channel(x, offset)
+    return [Value(y, x.fmt)]
+
+
+@ref("nnet.cnn.layer.InstanceNormalizationLayer")
+def instance_norm(layer: MatObject, xs: list[Value]) -> list[Value]:
+    x = xs[0]
+    axes = tuple(i for i, c in enumerate(x.fmt) if c in "ST")
+    return [
+        Value(
+            _normalize_over(
+                x,
+                axes,
+                num(layer, "Epsilon", 1e-5),
+                learn(layer, "Scale"),
+                learn(layer, "Offset"),
+            ),
+            x.fmt,
+        )
+    ]
 
 
 # --------------------------------------------------------------------------

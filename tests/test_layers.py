@@ -9,6 +9,7 @@ tests/reference.py on seeded random data (float32, 1e-5 relative).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import matlab as M
 import numpy as np
@@ -386,7 +387,372 @@ def _():
     )
 
 
+# ---- 3-D, grouped, resize, norms, flatten, function, detection (single input) ----------
+
+VOL = (5, 6, 4, 2)  # H×W×D×C
+
+
+def vol(*layers, size=VOL):
+    return [M.image3d_input("in", size), *layers], size
+
+
+@case("conv3d-same")
+def _():
+    return vol(M.conv3d("conv", w(3, 2, 3, 2, 4), w(4, seed=1), padding="same"))
+
+
+@case("conv3d-asymmetric-stride")
+def _():
+    # PaddingSize [t l f; b r k] as MATLAB saves it (1×6, column-major)
+    return vol(
+        M.conv3d(
+            "conv",
+            w(2, 3, 2, 2, 3),
+            w(3, seed=1),
+            stride=(2, 1, 2),
+            padding=(1, 0, 2, 1, 0, 1),
+        )
+    )
+
+
+@case("transposed-conv3d")
+def _():
+    return vol(
+        M.transposed_conv3d(
+            "up",
+            w(2, 3, 2, 3, 2),
+            w(3, seed=1),
+            stride=(2, 2, 1),
+            cropping=(1, 0, 0, 1, 0, 0),
+        )
+    )
+
+
+@case("transposed-conv3d-same")
+def _():
+    return vol(
+        M.transposed_conv3d(
+            "up", w(3, 3, 3, 3, 2), w(3, seed=1), stride=(2, 2, 2), cropping="same"
+        )
+    )
+
+
+for name, make_layer in {
+    "max3d": lambda: M.pool3d("Max", "pool", (2, 2, 2), (2, 2, 1)),
+    "max3d-same": lambda: M.pool3d("Max", "pool", (3, 2, 2), (2, 2, 2), "same"),
+    "avg3d": lambda: M.pool3d(
+        "Average", "pool", (2, 3, 2), (1, 2, 2), (1, 1, 0, 1, 0, 0)
+    ),
+    "global-avg3d": lambda: M.global_pool3d("Average", "pool"),
+    "global-max3d": lambda: M.global_pool3d("Max", "pool"),
+}.items():
+
+    def make(make_layer=make_layer):
+        return vol(make_layer())
+
+    case(f"pool-{name}")(make)
+
+
+@case("input-3d-zscore")
+def _():
+    return [
+        M.image3d_input(
+            "in", VOL, "zscore", Mean=stats(1, 1, 1, 2), Std=stats(1, 1, 1, 2, low=0.5)
+        )
+    ], VOL
+
+
+@case("grouped-conv2d")
+def _():
+    return img(
+        M.grouped_conv2d("gconv", w(3, 2, 2, 3, 2), w(6, seed=1), padding=(1, 1, 0, 1)),
+        size=(7, 9, 4),
+    )
+
+
+@case("grouped-conv2d-depthwise")
+def _():
+    return img(
+        M.grouped_conv2d(
+            "dw",
+            w(3, 3, 1, 2, 3),
+            w(6, seed=1),
+            stride=(2, 2),
+            padding="same",
+            channel_wise=True,
+        )
+    )
+
+
+for name, kwargs in {
+    "nearest-scale": {"scale": 2},
+    "nearest-size": {"output_size": (11, 5)},
+    "nearest-nan": {"output_size": (14, float("nan"))},
+    "bilinear-scale": {"scale": (1.5, 2), "method": "bilinear"},
+    "bilinear-down": {"output_size": (4, 5), "method": "bilinear"},
+    "nearest-floor-half-pixel": {"scale": 2.5, "rounding": "floor"},
+    "nearest-asymmetric-round": {"output_size": (10, 13), "transform": "asymmetric"},
+    "nearest-asymmetric-floor": {
+        "scale": 3,
+        "transform": "asymmetric",
+        "rounding": "floor",
+    },
+    "nearest-onnx10-up": {"scale": 1.7, "rounding": "onnx-10"},
+    "nearest-onnx10-down": {"output_size": (4, 4), "rounding": "onnx-10"},
+    "bilinear-asymmetric": {
+        "scale": 2,
+        "method": "bilinear",
+        "transform": "asymmetric",
+    },
+}.items():
+
+    def make(kwargs=kwargs):
+        return img(M.resize("resize", **kwargs))
+
+    case(f"resize2d-{name}")(make)
+
+
+@case("resize3d-trilinear")
+def _():
+    return vol(M.resize("resize", nd=3, scale=(2, 1.5, 2), method="trilinear"))
+
+
+@case("resize3d-nearest")
+def _():
+    return vol(M.resize("resize", nd=3, scale=2))
+
+
+for name, make_layer in {
+    "layernorm-images-auto": lambda: M.layer_norm("ln", 3, "auto"),
+    "layernorm-images-legacy": lambda: M.layer_norm("ln", 3),
+    "layernorm-images-channel-only": lambda: M.layer_norm("ln", 3, "channel-only"),
+    "groupnorm": lambda: M.group_norm("gn", 4, 2),
+    "groupnorm-channel-wise": lambda: M.group_norm("gn", 4, "channel-wise"),
+    "groupnorm-all-channels": lambda: M.group_norm("gn", 4, "all-channels"),
+    "instancenorm": lambda: M.instance_norm("in_norm", 4),
+}.items():
+
+    def make(make_layer=make_layer, name=name):
+        return img(make_layer(), size=(5, 6, 3) if "layernorm" in name else (5, 6, 4))
+
+    case(name)(make)
+
+
+@case("layernorm-features")
+def _():
+    return [M.feature_input("in", 6), M.layer_norm("ln", 6, "auto")], (6,)
+
+
+@case("flatten-then-fc")
+def _():
+    return img(
+        M.flatten("flat"), M.fully_connected("fc", w(4, 7 * 9 * 3), w(4, seed=1))
+    )
+
+
+@case("flatten-3d")
+def _():
+    return vol(M.flatten("flat"))
+
+
+@case("yolov2-transform")
+def _():
+    return img(M.yolov2_transform("yolo", 2), size=(4, 5, 16))
+
+
+for name, text in {
+    "scale": "@(x).001*x",
+    "expression": "@(X) max(X, 0) + 0.5*exp(-abs(X)).^2 - sigmoid(X)./2",
+    "relu-tanh": "@(z) relu(tanh(z)) - -1.5",
+}.items():
+
+    def make(text=text):
+        return img(M.function_layer("fn", text))
+
+    case(f"function-{name}")(make)
+
+
+# ---- graph layers: several inputs -----------------------------------------------------------
+
+
+class Graph(NamedTuple):
+    layers: list
+    pairs: list
+    sizes: dict
+    container: str = "dag"
+
+
+@case("addition-residual")
+def _():
+    layers = [
+        M.image_input("in", IMG),
+        M.conv2d("conv", w(3, 3, 3, 3), w(3, seed=1), padding="same"),
+        M.relu("relu"),
+        M.addition("add"),
+        M.relu("out_relu"),
+    ]
+    pairs = [
+        ("in", "conv"),
+        ("conv", "relu"),
+        ("relu", "add/in1"),
+        ("in", "add/in2"),
+        ("add", "out_relu"),
+    ]
+    return Graph(layers, pairs, {"in": IMG})
+
+
+@case("multiplication-three")
+def _():
+    layers = [
+        M.image_input("in", IMG),
+        M.sigmoid("s"),
+        M.tanh("t"),
+        M.multiplication("mul", 3),
+    ]
+    pairs = [
+        ("in", "s"),
+        ("in", "t"),
+        ("s", "mul/in1"),
+        ("t", "mul/in2"),
+        ("in", "mul/in3"),
+    ]
+    return Graph(layers, pairs, {"in": IMG})
+
+
+@case("depth-concatenation")
+def _():
+    layers = [
+        M.image_input("in", IMG),
+        M.conv2d("a", w(1, 1, 3, 2), w(2, seed=1)),
+        M.conv2d("b", w(3, 3, 3, 5, seed=2), w(5, seed=3), padding="same"),
+        M.depth_concatenation("cat"),
+    ]
+    pairs = [("in", "a"), ("in", "b"), ("a", "cat/in1"), ("b", "cat/in2")]
+    return Graph(layers, pairs, {"in": IMG})
+
+
+for dim in (1, 2, 3):
+
+    def make(dim=dim):
+        layers = [
+            M.image_input("x1", IMG),
+            M.image_input("x2", IMG),
+            M.concatenation("cat", dim),
+        ]
+        pairs = [("x1", "cat/in1"), ("x2", "cat/in2")]
+        return Graph(layers, pairs, {"x1": IMG, "x2": IMG})
+
+    case(f"concatenation-dim{dim}")(make)
+
+
+@case("concatenation-features-two-inputs")
+def _():
+    layers = [
+        M.feature_input("f1", 4),
+        M.feature_input("f2", 3),
+        M.concatenation("cat", 1),
+        M.fully_connected("fc", w(2, 7), w(2, seed=1)),
+    ]
+    pairs = [("f1", "cat/in1"), ("f2", "cat/in2"), ("cat", "fc")]
+    return Graph(layers, pairs, {"f1": (4,), "f2": (3,)})
+
+
+for name, loc in {"centre": "auto", "custom": (2, 3)}.items():
+
+    def make(loc=loc):
+        layers = [
+            M.image_input("big", (9, 11, 2)),
+            M.image_input("small", (4, 7, 1)),
+            M.crop2d("crop", loc),
+        ]
+        pairs = [("big", "crop/in"), ("small", "crop/ref")]
+        return Graph(layers, pairs, {"big": (9, 11, 2), "small": (4, 7, 1)})
+
+    case(f"crop2d-{name}")(make)
+
+
+@case("crop2d-odd-sizes")
+def _():
+    layers = [
+        M.image_input("big", (10, 9, 2)),
+        M.image_input("small", (3, 4, 1)),
+        M.crop2d("crop"),
+    ]
+    return Graph(
+        layers,
+        [("big", "crop/in"), ("small", "crop/ref")],
+        {"big": (10, 9, 2), "small": (3, 4, 1)},
+    )
+
+
+@case("resize2d-reference")
+def _():
+    layers = [
+        M.image_input("x", (4, 5, 2)),
+        M.image_input("ref", (9, 7, 1)),
+        M.resize("resize", reference=True, method="bilinear"),
+    ]
+    return Graph(
+        layers,
+        [("x", "resize/in"), ("ref", "resize/ref")],
+        {"x": (4, 5, 2), "ref": (9, 7, 1)},
+    )
+
+
+@case("max-unpooling")
+def _():
+    layers = [
+        M.image_input("in", (8, 6, 3)),
+        M.max_pool_unpooling("pool", (2, 2), (2, 2)),
+        M.relu("relu"),
+        M.max_unpool2d("unpool"),
+    ]
+    pairs = [
+        ("in", "pool"),
+        ("pool/out", "relu"),
+        ("relu", "unpool/in"),
+        ("pool/indices", "unpool/indices"),
+        ("pool/size", "unpool/size"),
+    ]
+    return Graph(layers, pairs, {"in": (8, 6, 3)})
+
+
+@case("function-two-inputs")
+def _():
+    layers = [
+        M.image_input("a", IMG),
+        M.image_input("b", IMG),
+        M.function_layer("fn", "@(x, y) x.*y + 2*x", 2),
+    ]
+    return Graph(layers, [("a", "fn/in1"), ("b", "fn/in2")], {"a": IMG, "b": IMG})
+
+
+@case("dlnetwork-input-layer")
+def _():
+    layers = [
+        M.input_layer("in", (7, 9, 3, float("nan")), "SSCB"),
+        M.conv2d("conv", w(3, 3, 3, 2), w(2, seed=1)),
+    ]
+    return Graph(layers, [("in", "conv")], {"in": IMG}, container="dlnetwork")
+
+
 # ---------------------------------------------------------------------------------------------
+
+
+def build(made):
+    """(variables for the .mat file, layers, connections or None, input sizes)."""
+    if isinstance(made, Graph):
+        make = {"dag": M.dag, "dlnetwork": M.dlnetwork, "lgraph": M.layer_graph}[
+            made.container
+        ]
+        return (
+            {"net": make(made.layers, made.pairs)},
+            made.layers,
+            made.pairs,
+            made.sizes,
+        )
+    layers, size = made
+    return {"net": M.series(layers)}, layers, None, {layers[0].get("Name"): size}
 
 
 def matlab_input(size: tuple[int, ...], n: int = 2, seed: int = 42) -> np.ndarray:
@@ -394,20 +760,35 @@ def matlab_input(size: tuple[int, ...], n: int = 2, seed: int = 42) -> np.ndarra
 
 
 def to_torch_input(x: np.ndarray) -> np.ndarray:
-    return x.transpose(3, 2, 0, 1) if x.ndim == 4 else x.T
+    """MATLAB S...×C×N → N×C×S..., C×N → N×C."""
+    if x.ndim == 2:
+        return x.T
+    return x.transpose(x.ndim - 1, x.ndim - 2, *range(x.ndim - 2))
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_layer_matches_reference(name: str, tmp_path) -> None:
-    layers, size = CASES[name]()
-    _, out = convert_records(tmp_path, {"net": M.series(layers)})
-    x = matlab_input(size)
-    module = import_generated(out)
-    model = module.load_model()
+    variables, layers, pairs, sizes = build(CASES[name]())
+    result, out = convert_records(tmp_path, variables)
+    xs = {
+        layer: matlab_input(size, seed=42 + i)
+        for i, (layer, size) in enumerate(sizes.items())
+    }
+    model = import_generated(out).load_model()
+    args = [
+        torch.from_numpy(np.ascontiguousarray(to_torch_input(xs[spec.layer])))
+        for spec in result.network.inputs
+    ]
     with torch.no_grad():
-        y = model(torch.from_numpy(np.ascontiguousarray(to_torch_input(x)))).numpy()
-    expected = R.to_torch(R.run_layers(layers, x)[-1])
-    assert_parity(y, expected, f"layer {name}")
+        ys = model(*args)
+    ys = ys if isinstance(ys, tuple) else (ys,)
+    if pairs is None:
+        expected = [R.run_layers(layers, xs[layers[0].get("Name")])[-1]]
+    else:
+        values = R.run_graph(layers, pairs, xs)
+        expected = [values[o.port.layer][o.port.index] for o in result.network.outputs]
+    for y, e in zip(ys, expected, strict=True):
+        assert_parity(y.numpy(), R.to_torch(e), f"layer {name}")
 
 
 @pytest.mark.parametrize(

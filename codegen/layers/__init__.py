@@ -20,12 +20,16 @@ from codegen.matfile import MatObject
 
 FAMILIES = (
     "activation",
+    "combine",
     "conv",
+    "detection",
+    "function",
     "input",
     "linear",
     "norm",
     "output",
     "pool",
+    "spatial",
 )
 
 
@@ -46,6 +50,7 @@ class Layer:
     name: str
     inputs: tuple[Port, ...]
     in_types: tuple[TensorType, ...]
+    sources: tuple[Node, ...] = ()  # the nodes producing each input
 
     @property
     def classname(self) -> str:

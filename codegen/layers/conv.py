@@ -1,10 +1,14 @@
-"""Convolutions: kernels move from MATLAB's H×W×C×F to PyTorch's F×C×H×W."""
+"""Convolutions: kernels move from MATLAB's H×W(×D)×C×F to PyTorch's F×C×H×W(×D).
+
+There is no kernel flip: both frameworks cross-correlate. Spatial dimensions
+keep their order (MATLAB H, W, D = PyTorch dims 2, 3, 4).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from codegen.ir import Call, PaddedModule, TensorType
+from codegen.ir import Call, Pad, PaddedModule, TensorType
 from codegen.layers import (
     Layer,
     LayerError,
@@ -18,14 +22,15 @@ from codegen.layers import (
     symmetric_padding,
 )
 
+KIND = {1: "1-D", 2: "2-D", 3: "3-D"}
 
-def _expect_images(layer: Layer, ndim: int) -> TensorType:
+
+def expect_images(layer: Layer, nd: int) -> TensorType:
     t = layer.in_type
-    if len(t.spatial) != ndim or t.time:
-        kind = {1: "1-D", 2: "2-D", 3: "3-D"}[ndim]
+    if len(t.spatial) != nd or t.time:
         raise LayerError(
-            f"it expects {kind} images but receives {t.format} data ({t.matlab}).",
-            hint="Sequence inputs to this layer are not supported yet.",
+            f"it expects {KIND[nd]} images but receives {t.format} data ({t.matlab}).",
+            hint="Check the layer order; MATLAB would reject this network too.",
         )
     return t
 
@@ -35,18 +40,66 @@ def _bias(layer: Layer, count: int) -> np.ndarray | None:
     return None if bias is None else mat_reshape(bias, (count,), "Bias")
 
 
-@register(
-    "nnet.cnn.layer.Convolution2DLayer",
-    torch="nn.Conv2d (+ F.pad / same_padding / pad_symmetric)",
-)
-def conv2d(layer: Layer) -> PaddedModule:
-    t = _expect_images(layer, 2)
-    kernel = layer.integers("FilterSize", 2)
-    stride = layer.integers("Stride", 2, 1)
-    dilation = layer.integers("DilationFactor", 2, 1)
+def pad_helpers(pad: Pad) -> tuple[str, ...]:
+    helpers = []
+    if pad.same is not None:
+        helpers.append("same_padding")
+    if pad.mode == "symmetric":
+        helpers.append("pad_symmetric")
+    return tuple(helpers)
+
+
+def _convolution(
+    layer: Layer,
+    nd: int,
+    *,
+    groups: int,
+    out_c: int,
+    weight: np.ndarray | None,
+) -> PaddedModule:
+    """The module call and padding shared by every convolution kind."""
+    t = layer.in_type
+    kernel = layer.integers("FilterSize", nd)
+    stride = layer.integers("Stride", nd, 1)
+    dilation = layer.integers("DilationFactor", nd, 1)
     pads, dynamic = spatial_padding(layer, kernel, stride, dilation)
     mode, value = padding_value(layer)
+    params: dict[str, np.ndarray] = {}
+    if weight is not None:
+        params["weight"] = weight
+        bias = _bias(layer, out_c)
+        if bias is not None:
+            params["bias"] = bias
+    kwargs: list[tuple[str, object]] = [("kernel_size", collapse(kernel))]
+    if any(s != 1 for s in stride):
+        kwargs.append(("stride", collapse(stride)))
+    pad = make_pad(pads, dynamic, kernel, stride, dilation, mode, value)
+    foldable = mode in ("replicate", "reflect") or (mode == "constant" and value == 0)
+    if not dynamic and symmetric_padding(pads) and foldable and any(pads):
+        kwargs.append(("padding", collapse(pads[:nd])))
+        if mode != "constant":
+            kwargs.append(("padding_mode", mode))
+        pad = Pad()
+    if any(d != 1 for d in dilation):
+        kwargs.append(("dilation", collapse(dilation)))
+    if groups > 1:
+        kwargs.append(("groups", groups))
+    if weight is not None and "bias" not in params:
+        kwargs.append(("bias", False))
+    spatial = output_spatial(t.spatial, kernel, stride, dilation, pads, dynamic)
+    return PaddedModule(
+        **layer.common(),
+        module=Call(f"nn.Conv{nd}d", (t.channels, out_c), tuple(kwargs)),
+        params=params,
+        pad=pad,
+        helpers=pad_helpers(pad),
+        out_types=(TensorType(spatial=spatial, channels=out_c),),
+    )
 
+
+def _plain(layer: Layer, nd: int) -> PaddedModule:
+    t = expect_images(layer, nd)
+    kernel = layer.integers("FilterSize", nd)
     filters = np.asarray(layer.raw("NumFilters", 0)).ravel()
     groups = max(int(filters.size), 1)  # AlexNet-era filter groups: [128 128]
     out_c = int(filters.sum()) if filters.size else 0
@@ -54,71 +107,88 @@ def conv2d(layer: Layer) -> PaddedModule:
     if in_c % groups:
         raise LayerError(f"{in_c} input channels cannot be split into {groups} groups.")
     weights = layer.learnable("Weights")
-    params: dict[str, np.ndarray] = {}
+    weight = None
     if weights is not None:
+        per_group = in_c // groups
         if not out_c:
-            out_c = weights.size // (kernel[0] * kernel[1] * (in_c // groups))
-        w = mat_reshape(weights, (*kernel, in_c // groups, out_c), "Weights")
-        params["weight"] = w.transpose(3, 2, 0, 1)
-        bias = _bias(layer, out_c)
-        if bias is not None:
-            params["bias"] = bias
+            out_c = weights.size // (int(np.prod(kernel)) * per_group)
+        w = mat_reshape(weights, (*kernel, per_group, out_c), "Weights")
+        weight = w.transpose(nd + 1, nd, *range(nd))
     if not out_c:
         raise LayerError("its NumFilters is unknown and it has no weights.")
-
-    kwargs: list[tuple[str, object]] = [("kernel_size", collapse(kernel))]
-    if stride != (1, 1):
-        kwargs.append(("stride", collapse(stride)))
-    pad = make_pad(pads, dynamic, kernel, stride, dilation, mode, value)
-    foldable = mode in ("replicate", "reflect") or (mode == "constant" and value == 0)
-    if not dynamic and symmetric_padding(pads) and foldable and any(pads):
-        kwargs.append(("padding", collapse(pads[:2])))
-        if mode != "constant":
-            kwargs.append(("padding_mode", mode))
-        pad = make_pad((0, 0, 0, 0), False, kernel, stride, dilation)
-    if dilation != (1, 1):
-        kwargs.append(("dilation", collapse(dilation)))
-    if groups > 1:
-        kwargs.append(("groups", groups))
-    if weights is not None and "bias" not in params:
-        kwargs.append(("bias", False))
-    spatial = output_spatial(t.spatial, kernel, stride, dilation, pads, dynamic)
-    return PaddedModule(
-        **layer.common(),
-        module=Call("nn.Conv2d", (in_c, out_c), tuple(kwargs)),
-        params=params,
-        pad=pad,
-        helpers=_pad_helpers(pad),
-        out_types=(TensorType(spatial=spatial, channels=out_c),),
-    )
-
-
-def _pad_helpers(pad: object) -> tuple[str, ...]:
-    helpers = []
-    if getattr(pad, "same", None) is not None:
-        helpers.append("same_padding")
-    if getattr(pad, "mode", "") == "symmetric":
-        helpers.append("pad_symmetric")
-    return tuple(helpers)
+    return _convolution(layer, nd, groups=groups, out_c=out_c, weight=weight)
 
 
 @register(
-    "nnet.cnn.layer.TransposedConvolution2DLayer", torch="nn.ConvTranspose2d (+ crop)"
+    "nnet.cnn.layer.Convolution2DLayer",
+    torch="nn.Conv2d (+ F.pad / same_padding / pad_symmetric)",
 )
-def transposed_conv2d(layer: Layer) -> PaddedModule:
-    t = _expect_images(layer, 2)
+def conv2d(layer: Layer) -> PaddedModule:
+    return _plain(layer, 2)
+
+
+@register(
+    "nnet.cnn.layer.Convolution3DLayer", torch="nn.Conv3d (+ F.pad / same_padding)"
+)
+def conv3d(layer: Layer) -> PaddedModule:
+    return _plain(layer, 3)
+
+
+@register(
+    "nnet.cnn.layer.GroupedConvolution2DLayer",
+    torch="nn.Conv2d(groups=...) (depthwise too)",
+)
+def grouped_conv2d(layer: Layer) -> PaddedModule:
+    t = expect_images(layer, 2)
     kernel = layer.integers("FilterSize", 2)
-    stride = layer.integers("Stride", 2, 1)
+    groups_value = layer.raw("NumGroups")
+    if isinstance(groups_value, str):
+        if groups_value != "channel-wise":
+            raise LayerError(f"NumGroups '{groups_value}' is not known.")
+        groups = t.channels
+    else:
+        groups = int(layer.number("NumGroups"))
+    if t.channels % groups:
+        raise LayerError(
+            f"{t.channels} input channels cannot be split into {groups} groups."
+        )
+    per_group = t.channels // groups
+    per_group_filters = int(layer.number("NumFiltersPerGroup", 0))
+    weights = layer.learnable("Weights")
+    weight = None
+    if weights is not None:
+        if not per_group_filters:
+            per_group_filters = weights.size // (
+                kernel[0] * kernel[1] * per_group * groups
+            )
+        w = mat_reshape(
+            weights, (*kernel, per_group, per_group_filters, groups), "Weights"
+        )
+        # output channel g * Fg + f, as in MATLAB (group-major)
+        weight = w.transpose(4, 3, 2, 0, 1).reshape(
+            groups * per_group_filters, per_group, *kernel
+        )
+    if not per_group_filters:
+        raise LayerError("its NumFiltersPerGroup is unknown and it has no weights.")
+    return _convolution(
+        layer, 2, groups=groups, out_c=groups * per_group_filters, weight=weight
+    )
+
+
+def _transposed(layer: Layer, nd: int) -> PaddedModule:
+    t = expect_images(layer, nd)
+    kernel = layer.integers("FilterSize", nd)
+    stride = layer.integers("Stride", nd, 1)
     in_c = t.channels
     out_c = int(layer.number("NumFilters", 0))
     weights = layer.learnable("Weights")
     params: dict[str, np.ndarray] = {}
     if weights is not None:
         if not out_c:
-            out_c = weights.size // (kernel[0] * kernel[1] * in_c)
-        # MATLAB stores H×W×F_out×C_in; PyTorch wants C_in×F_out×H×W.
+            out_c = weights.size // (int(np.prod(kernel)) * in_c)
+        # MATLAB stores spatial×F_out×C_in; PyTorch wants C_in×F_out×spatial.
         w = mat_reshape(weights, (*kernel, out_c, in_c), "Weights")
-        params["weight"] = w.transpose(3, 2, 0, 1)
+        params["weight"] = w.transpose(nd + 1, nd, *range(nd))
         bias = _bias(layer, out_c)
         if bias is not None:
             params["bias"] = bias
@@ -128,19 +198,19 @@ def transposed_conv2d(layer: Layer) -> PaddedModule:
     before, after, offset = _transposed_cropping(layer, kernel, stride)
     spatial = tuple(
         stride[i] * (t.spatial[i] - 1) + kernel[i] - before[i] - after[i] + offset[i]
-        for i in range(2)
+        for i in range(nd)
     )
     if min(spatial) < 1:
         raise LayerError("its cropping leaves an empty output.")
     kwargs: list[tuple[str, object]] = [("kernel_size", collapse(kernel))]
-    if stride != (1, 1):
+    if any(s != 1 for s in stride):
         kwargs.append(("stride", collapse(stride)))
     crop: tuple[int, ...] = ()
     if before == after:
         if any(before):
             kwargs.append(("padding", collapse(before)))
     else:
-        crop = (before[1], after[1], before[0], after[0])
+        crop = tuple(v for i in reversed(range(nd)) for v in (before[i], after[i]))
     if any(offset):
         if any(o >= s for o, s in zip(offset, stride, strict=True)):
             raise LayerError(
@@ -151,11 +221,27 @@ def transposed_conv2d(layer: Layer) -> PaddedModule:
         kwargs.append(("bias", False))
     return PaddedModule(
         **layer.common(),
-        module=Call("nn.ConvTranspose2d", (in_c, out_c), tuple(kwargs)),
+        module=Call(f"nn.ConvTranspose{nd}d", (in_c, out_c), tuple(kwargs)),
         params=params,
         crop=crop,
         out_types=(TensorType(spatial=spatial, channels=out_c),),
     )
+
+
+@register(
+    "nnet.cnn.layer.TransposedConvolution2DLayer",
+    torch="nn.ConvTranspose2d (+ crop)",
+)
+def transposed_conv2d(layer: Layer) -> PaddedModule:
+    return _transposed(layer, 2)
+
+
+@register(
+    "nnet.cnn.layer.TransposedConvolution3DLayer",
+    torch="nn.ConvTranspose3d (+ crop)",
+)
+def transposed_conv3d(layer: Layer) -> PaddedModule:
+    return _transposed(layer, 3)
 
 
 def _transposed_cropping(
@@ -171,9 +257,15 @@ def _transposed_cropping(
         offset = tuple(max(-tot, 0) for tot in totals)
         return before, after, offset
     if layer.has("CroppingSize"):
-        size = np.broadcast_to(np.asarray(layer.raw("CroppingSize")).ravel(), (4,))
-        t, b, left, r = (int(v) for v in size)
-        before, after = (t, left), (b, r)
+        size = np.asarray(layer.raw("CroppingSize"), dtype=np.float64)
+        if n == 2:
+            t, b, left, r = (int(v) for v in np.broadcast_to(size.ravel(), (4,)))
+            before, after = (t, left), (b, r)
+        else:  # [t l f; b r k], saved column-major
+            m = np.reshape(
+                np.broadcast_to(size.ravel(order="F"), (2 * n,)), (2, n), order="F"
+            )
+            before, after = tuple(int(v) for v in m[0]), tuple(int(v) for v in m[1])
     elif layer.has("Cropping"):  # older releases: [vertical horizontal]
         vh = layer.integers("Cropping", n)
         before, after = vh, vh

@@ -44,6 +44,36 @@ def image_input(layer: Layer) -> Input:
     return _input(layer, TensorType(spatial=(h, w), channels=c))
 
 
+@register("nnet.cnn.layer.Image3DInputLayer", torch="normalization buffers in forward")
+def image3d_input(layer: Layer) -> Input:
+    size = np.asarray(layer.raw("InputSize"), dtype=np.float64).ravel()
+    if size.size == 3:
+        size = np.append(size, 1)
+    if size.size != 4:
+        raise LayerError(f"its InputSize {size.tolist()} is not [h w d c].")
+    h, w, depth, c = (int(v) for v in size)
+    return _input(layer, TensorType(spatial=(h, w, depth), channels=c))
+
+
+@register("nnet.cnn.layer.InputLayer", torch="a plain forward argument")
+def input_layer(layer: Layer) -> Input:
+    """dlnetwork's generic input: a size and a format such as 'SSCB' or 'CBT'."""
+    fmt = (layer.text("InputFormat", "") or layer.text("Format", "")).upper()
+    size = np.asarray(layer.raw("InputSize", np.zeros(0)), dtype=np.float64).ravel()
+    if not fmt or len(fmt) != size.size or "C" not in fmt:
+        raise LayerError(
+            f"its format {fmt!r} and size {size.tolist()} are not understood."
+        )
+    if any(np.isnan(v) for v, f in zip(size, fmt, strict=True) if f in "SC"):
+        raise LayerError("its spatial or channel size is not fixed (NaN).")
+    spatial = tuple(int(v) for v, f in zip(size, fmt, strict=True) if f == "S")
+    channels = int(size[fmt.index("C")])
+    t = TensorType(spatial=spatial, channels=channels, time="T" in fmt)
+    if t.format not in ("SSC", "SSSC", "C", "CT", "SC"):
+        raise LayerError(f"inputs of format {fmt} are not supported.")
+    return Input(**layer.common(), out_types=(t,))
+
+
 @register("nnet.cnn.layer.FeatureInputLayer", torch="normalization buffers in forward")
 def feature_input(layer: Layer) -> Input:
     c = int(layer.number("InputSize"))

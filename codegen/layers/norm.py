@@ -1,26 +1,58 @@
-"""Normalization layers."""
+"""Normalization layers.
+
+Scale and Offset are per channel in every MATLAB normalization layer, so
+image layer/instance normalization maps to GroupNorm/InstanceNorm with
+per-channel affine parameters rather than LayerNorm over [C, H, W].
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from codegen.ir import Call, ModuleNode
+from codegen.ir import Call, ModuleNode, WrappedModule
 from codegen.layers import Layer, LayerError, mat_reshape, register
 
+TO_CHANNELS_FIRST = ".transpose(1, 2)"  # N×T×C ↔ N×C×T
 
-@register("nnet.cnn.layer.BatchNormalizationLayer", torch="nn.BatchNorm1d/2d")
+
+def _affine(layer: Layer, c: int) -> dict[str, np.ndarray]:
+    scale, offset = layer.learnable("Scale"), layer.learnable("Offset")
+    if scale is None or offset is None:
+        return {}
+    return {
+        "weight": mat_reshape(scale, (c,), "Scale"),
+        "bias": mat_reshape(offset, (c,), "Offset"),
+    }
+
+
+def _eps(layer: Layer) -> tuple[tuple[str, object], ...]:
+    eps = layer.number("Epsilon", 1e-5)
+    return (("eps", eps),) if eps != 1e-5 else ()
+
+
+def _node(
+    layer: Layer, call: Call, params: dict, *, sequence_channels_first: bool
+) -> ModuleNode:
+    """Wrap the module in transposes when it needs N×C×T but gets N×T×C."""
+    t = layer.in_type
+    if t.format == "CT" and sequence_channels_first:
+        return WrappedModule(
+            **layer.common(),
+            module=call,
+            params=params,
+            pre=TO_CHANNELS_FIRST,
+            post=TO_CHANNELS_FIRST,
+            out_types=(t,),
+        )
+    if t.time:
+        raise LayerError(f"normalizing {t.format} sequences is not supported yet.")
+    return ModuleNode(**layer.common(), module=call, params=params, out_types=(t,))
+
+
+@register("nnet.cnn.layer.BatchNormalizationLayer", torch="nn.BatchNorm1d/2d/3d")
 def batch_norm(layer: Layer) -> ModuleNode:
     t = layer.in_type
     c = t.channels
-    kind = {
-        0: "nn.BatchNorm1d",
-        1: "nn.BatchNorm1d",
-        2: "nn.BatchNorm2d",
-        3: "nn.BatchNorm3d",
-    }
-    if t.time:
-        raise LayerError("batch normalization of sequences is not supported yet.")
-    eps = layer.number("Epsilon", 1e-5)
     values = {
         "weight": layer.learnable("Scale"),
         "bias": layer.learnable("Offset"),
@@ -33,13 +65,9 @@ def batch_norm(layer: Layer) -> ModuleNode:
             k: mat_reshape(v, (c,), k) for k, v in values.items() if v is not None
         }
         params["num_batches_tracked"] = np.array(0, dtype=np.int64)
-    kwargs = (("eps", eps),) if eps != 1e-5 else ()
-    return ModuleNode(
-        **layer.common(),
-        module=Call(kind[len(t.spatial)], (c,), kwargs),
-        params=params,
-        out_types=(t,),
-    )
+    nd = max(len(t.spatial), 1)
+    call = Call(f"nn.BatchNorm{nd}d", (c,), _eps(layer))
+    return _node(layer, call, params, sequence_channels_first=True)
 
 
 @register(
@@ -62,3 +90,82 @@ def cross_channel_norm(layer: Layer) -> ModuleNode:
     return ModuleNode(
         **layer.common(), module=call, helpers=helpers, out_types=(layer.in_type,)
     )
+
+
+@register(
+    "nnet.cnn.layer.LayerNormalizationLayer",
+    torch="nn.GroupNorm(1, C) over S and C / nn.LayerNorm(C) over C",
+)
+def layer_norm(layer: Layer) -> ModuleNode:
+    t = layer.in_type
+    c = t.channels
+    params = _affine(layer, c)
+    # Releases before OperationDimension normalized over every non-batch
+    # dimension, time included ('batch-excluded').
+    dims = layer.text("OperationDimension", "batch-excluded").lower()
+    if dims == "auto":
+        dims = "spatial-channel" if len(t.spatial) > 1 else "channel-only"
+    if dims not in ("channel-only", "spatial-channel", "batch-excluded"):
+        raise LayerError(f"its OperationDimension '{dims}' is not known.")
+    over_c_only = (
+        dims == "channel-only"
+        or (not t.spatial and not t.time)
+        or (dims == "spatial-channel" and not t.spatial)
+    )
+    if over_c_only:
+        call = Call("nn.LayerNorm", (c,), _eps(layer))
+        if t.format in ("C", "CT"):
+            return ModuleNode(
+                **layer.common(), module=call, params=params, out_types=(t,)
+            )
+        if t.time:
+            raise LayerError(
+                f"layer normalization of {t.format} data is not supported yet."
+            )
+        return WrappedModule(
+            **layer.common(),
+            module=call,
+            params=params,
+            pre=".movedim(1, -1)",
+            post=".movedim(-1, 1)",
+            out_types=(t,),
+        )
+    if dims == "spatial-channel" and t.time:
+        raise LayerError(
+            "'spatial-channel' normalization of sequences is not supported yet."
+        )
+    # over C and every S (and T for 'batch-excluded'): one group of all channels
+    call = Call("nn.GroupNorm", (1, c), _eps(layer))
+    return _node(layer, call, params, sequence_channels_first=True)
+
+
+@register(
+    "nnet.cnn.layer.GroupNormalizationLayer",
+    torch="nn.GroupNorm(G, C)",
+)
+def group_norm(layer: Layer) -> ModuleNode:
+    t = layer.in_type
+    c = t.channels
+    groups_value = layer.raw("NumGroups")
+    if isinstance(groups_value, str):
+        groups = {"all-channels": 1, "channel-wise": c}.get(groups_value.lower())
+        if groups is None:
+            raise LayerError(f"its NumGroups '{groups_value}' is not known.")
+    else:
+        groups = int(layer.number("NumGroups"))
+    if c % groups:
+        raise LayerError(f"{c} channels cannot be split into {groups} groups.")
+    call = Call("nn.GroupNorm", (groups, c), _eps(layer))
+    return _node(layer, call, _affine(layer, c), sequence_channels_first=True)
+
+
+@register(
+    "nnet.cnn.layer.InstanceNormalizationLayer",
+    torch="nn.InstanceNorm1d/2d/3d(affine=True)",
+)
+def instance_norm(layer: Layer) -> ModuleNode:
+    t = layer.in_type
+    c = t.channels
+    nd = max(len(t.spatial), 1)
+    call = Call(f"nn.InstanceNorm{nd}d", (c,), (*_eps(layer), ("affine", True)))
+    return _node(layer, call, _affine(layer, c), sequence_channels_first=True)

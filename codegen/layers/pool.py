@@ -1,4 +1,4 @@
-"""Pooling layers.
+"""Pooling and unpooling layers.
 
 MATLAB pads max pooling with -realmax (PyTorch: -inf) and, with the default
 PaddingValue 0, divides an average window by its full size
@@ -9,6 +9,8 @@ elements (``count_include_pad=False``).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -23,6 +25,19 @@ from codegen.layers import (
     spatial_padding,
     symmetric_padding,
 )
+from codegen.layers.conv import expect_images
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class UnpoolingMaxPool(ModuleNode):
+    """Max pooling that also outputs the argmax indices and the input size."""
+
+    template: ClassVar[str] = "max_pool_indices"
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class MaxUnpool(ModuleNode):
+    template: ClassVar[str] = "max_unpool"
 
 
 def _window(layer: Layer, n: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -31,90 +46,10 @@ def _window(layer: Layer, n: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return kernel, stride
 
 
-def _images(layer: Layer) -> TensorType:
-    t = layer.in_type
-    if len(t.spatial) != 2 or t.time:
-        raise LayerError(f"it expects 2-D images but receives {t.format} data.")
-    return t
-
-
 def _foldable(pads: tuple[int, ...], kernel: tuple[int, ...]) -> bool:
     # PyTorch pools pad symmetrically and at most half the window.
     n = len(kernel)
     return symmetric_padding(pads) and all(pads[i] <= kernel[i] // 2 for i in range(n))
-
-
-@register("nnet.cnn.layer.MaxPooling2DLayer", torch="nn.MaxPool2d (+ -inf padding)")
-def max_pool2d(layer: Layer) -> PaddedModule:
-    t = _images(layer)
-    if layer.flag("HasUnpoolingOutputs"):
-        raise LayerError(
-            "max pooling with unpooling outputs is part of graph networks.",
-            hint="Graph networks are not supported yet.",
-        )
-    kernel, stride = _window(layer, 2)
-    pads, dynamic = spatial_padding(layer, kernel, stride, (1, 1))
-    kwargs: list[tuple[str, object]] = [("stride", collapse(stride))]
-    pad = Pad()
-    if dynamic or not _foldable(pads, kernel):
-        pad = make_pad(pads, dynamic, kernel, stride, (1, 1), "constant", -math.inf)
-    elif any(pads):
-        kwargs.append(("padding", collapse(pads[:2])))
-    return PaddedModule(
-        **layer.common(),
-        module=Call("nn.MaxPool2d", (collapse(kernel),), tuple(kwargs)),
-        pad=pad,
-        helpers=("same_padding",) if dynamic else (),
-        out_types=(_pooled(t, kernel, stride, pads, dynamic),),
-    )
-
-
-@register(
-    "nnet.cnn.layer.AveragePooling2DLayer", torch="nn.AvgPool2d / AvgPoolMeanPad2d"
-)
-def avg_pool2d(layer: Layer) -> PaddedModule:
-    t = _images(layer)
-    kernel, stride = _window(layer, 2)
-    pads, dynamic = spatial_padding(layer, kernel, stride, (1, 1))
-    value = layer.raw("PaddingValue", 0.0)
-    exclude = isinstance(value, str) and value == "mean"
-    if not exclude and isinstance(value, str):
-        raise LayerError(f"PaddingValue '{value}' is not known.")
-    if not exclude and float(np.asarray(value).ravel()[0]) != 0.0:
-        raise LayerError("a non-zero average pooling PaddingValue is not supported.")
-    out_type = _pooled(t, kernel, stride, pads, dynamic)
-    kwargs: list[tuple[str, object]] = [("stride", collapse(stride))]
-    if not any(pads) and not dynamic:
-        call = Call("nn.AvgPool2d", (collapse(kernel),), tuple(kwargs))
-        return PaddedModule(**layer.common(), module=call, out_types=(out_type,))
-    if not dynamic and _foldable(pads, kernel):
-        kwargs.append(("padding", collapse(pads[:2])))
-        if exclude:
-            kwargs.append(("count_include_pad", False))
-        call = Call("nn.AvgPool2d", (collapse(kernel),), tuple(kwargs))
-        return PaddedModule(**layer.common(), module=call, out_types=(out_type,))
-    pad = make_pad(pads, dynamic, kernel, stride, (1, 1))
-    if exclude:
-        # Asymmetric padding whose zeros must not count: a small helper
-        # divides the zero-padded window sum by the number of real elements.
-        padding = "same" if dynamic else pad.amounts
-        return PaddedModule(
-            **layer.common(),
-            module=Call(
-                "AvgPoolMeanPad2d",
-                (collapse(kernel),),
-                (*kwargs, ("padding", padding)),
-            ),
-            helpers=("avg_pool_mean_pad", *(("same_padding",) if dynamic else ())),
-            out_types=(out_type,),
-        )
-    return PaddedModule(
-        **layer.common(),
-        module=Call("nn.AvgPool2d", (collapse(kernel),), tuple(kwargs)),
-        pad=pad,
-        helpers=("same_padding",) if dynamic else (),
-        out_types=(out_type,),
-    )
 
 
 def _pooled(
@@ -129,21 +64,161 @@ def _pooled(
     return TensorType(spatial=spatial, channels=t.channels)
 
 
-@register("nnet.cnn.layer.GlobalAveragePooling2DLayer", torch="nn.AdaptiveAvgPool2d(1)")
-def global_avg_pool2d(layer: Layer) -> ModuleNode:
-    t = _images(layer)
+def _max_pool(layer: Layer, nd: int) -> ModuleNode:
+    t = expect_images(layer, nd)
+    kernel, stride = _window(layer, nd)
+    pads, dynamic = spatial_padding(layer, kernel, stride, (1,) * nd)
+    kwargs: list[tuple[str, object]] = [("stride", collapse(stride))]
+    pad = Pad()
+    if dynamic or not _foldable(pads, kernel):
+        pad = make_pad(pads, dynamic, kernel, stride, (1,) * nd, "constant", -math.inf)
+    elif any(pads):
+        kwargs.append(("padding", collapse(pads[:nd])))
+    out = _pooled(t, kernel, stride, pads, dynamic)
+    if layer.flag("HasUnpoolingOutputs"):
+        if pad.needed:
+            raise LayerError(
+                "max pooling with unpooling outputs and asymmetric or 'same' padding "
+                "is not supported (PyTorch's indices would refer to the padded input)."
+            )
+        call = Call(
+            f"nn.MaxPool{nd}d", (collapse(kernel),), (*kwargs, ("return_indices", True))
+        )
+        return UnpoolingMaxPool(
+            **layer.common(),
+            module=call,
+            port_names=("out", "indices", "size"),
+            out_types=(out, out, t),
+        )
+    return PaddedModule(
+        **layer.common(),
+        module=Call(f"nn.MaxPool{nd}d", (collapse(kernel),), tuple(kwargs)),
+        pad=pad,
+        helpers=("same_padding",) if dynamic else (),
+        out_types=(out,),
+    )
+
+
+@register("nnet.cnn.layer.MaxPooling2DLayer", torch="nn.MaxPool2d (+ -inf padding)")
+def max_pool2d(layer: Layer) -> ModuleNode:
+    return _max_pool(layer, 2)
+
+
+@register("nnet.cnn.layer.MaxPooling3DLayer", torch="nn.MaxPool3d (+ -inf padding)")
+def max_pool3d(layer: Layer) -> ModuleNode:
+    return _max_pool(layer, 3)
+
+
+def _avg_pool(layer: Layer, nd: int) -> PaddedModule:
+    t = expect_images(layer, nd)
+    kernel, stride = _window(layer, nd)
+    pads, dynamic = spatial_padding(layer, kernel, stride, (1,) * nd)
+    value = layer.raw("PaddingValue", 0.0)
+    exclude = isinstance(value, str) and value == "mean"
+    if not exclude and isinstance(value, str):
+        raise LayerError(f"PaddingValue '{value}' is not known.")
+    if not exclude and float(np.asarray(value).ravel()[0]) != 0.0:
+        raise LayerError("a non-zero average pooling PaddingValue is not supported.")
+    out_type = _pooled(t, kernel, stride, pads, dynamic)
+    kwargs: list[tuple[str, object]] = [("stride", collapse(stride))]
+    cls = f"nn.AvgPool{nd}d"
+    if not any(pads) and not dynamic:
+        call = Call(cls, (collapse(kernel),), tuple(kwargs))
+        return PaddedModule(**layer.common(), module=call, out_types=(out_type,))
+    if not dynamic and _foldable(pads, kernel):
+        kwargs.append(("padding", collapse(pads[:nd])))
+        if exclude:
+            kwargs.append(("count_include_pad", False))
+        call = Call(cls, (collapse(kernel),), tuple(kwargs))
+        return PaddedModule(**layer.common(), module=call, out_types=(out_type,))
+    pad = make_pad(pads, dynamic, kernel, stride, (1,) * nd)
+    if exclude:
+        if nd != 2:
+            raise LayerError(
+                "'mean' padding with asymmetric pads is supported in 2-D only."
+            )
+        # Asymmetric padding whose zeros must not count: a small helper
+        # divides the zero-padded window sum by the number of real elements.
+        padding = "same" if dynamic else pad.amounts
+        return PaddedModule(
+            **layer.common(),
+            module=Call(
+                "AvgPoolMeanPad2d", (collapse(kernel),), (*kwargs, ("padding", padding))
+            ),
+            helpers=("avg_pool_mean_pad", *(("same_padding",) if dynamic else ())),
+            out_types=(out_type,),
+        )
+    return PaddedModule(
+        **layer.common(),
+        module=Call(cls, (collapse(kernel),), tuple(kwargs)),
+        pad=pad,
+        helpers=("same_padding",) if dynamic else (),
+        out_types=(out_type,),
+    )
+
+
+@register(
+    "nnet.cnn.layer.AveragePooling2DLayer",
+    torch="nn.AvgPool2d / AvgPoolMeanPad2d",
+)
+def avg_pool2d(layer: Layer) -> PaddedModule:
+    return _avg_pool(layer, 2)
+
+
+@register("nnet.cnn.layer.AveragePooling3DLayer", torch="nn.AvgPool3d")
+def avg_pool3d(layer: Layer) -> PaddedModule:
+    return _avg_pool(layer, 3)
+
+
+def _global(layer: Layer, nd: int, kind: str) -> ModuleNode:
+    t = expect_images(layer, nd)
     return ModuleNode(
         **layer.common(),
-        module=Call("nn.AdaptiveAvgPool2d", (1,)),
-        out_types=(TensorType(spatial=(1, 1), channels=t.channels),),
+        module=Call(f"nn.Adaptive{kind}Pool{nd}d", (1,)),
+        out_types=(TensorType(spatial=(1,) * nd, channels=t.channels),),
     )
+
+
+@register("nnet.cnn.layer.GlobalAveragePooling2DLayer", torch="nn.AdaptiveAvgPool2d(1)")
+def global_avg_pool2d(layer: Layer) -> ModuleNode:
+    return _global(layer, 2, "Avg")
 
 
 @register("nnet.cnn.layer.GlobalMaxPooling2DLayer", torch="nn.AdaptiveMaxPool2d(1)")
 def global_max_pool2d(layer: Layer) -> ModuleNode:
-    t = _images(layer)
-    return ModuleNode(
+    return _global(layer, 2, "Max")
+
+
+@register("nnet.cnn.layer.GlobalAveragePooling3DLayer", torch="nn.AdaptiveAvgPool3d(1)")
+def global_avg_pool3d(layer: Layer) -> ModuleNode:
+    return _global(layer, 3, "Avg")
+
+
+@register("nnet.cnn.layer.GlobalMaxPooling3DLayer", torch="nn.AdaptiveMaxPool3d(1)")
+def global_max_pool3d(layer: Layer) -> ModuleNode:
+    return _global(layer, 3, "Max")
+
+
+@register(
+    "nnet.cnn.layer.MaxUnpooling2DLayer",
+    torch="nn.MaxUnpool2d with the pooling layer's indices and size",
+)
+def max_unpool2d(layer: Layer) -> MaxUnpool:
+    if len(layer.inputs) != 3:
+        raise LayerError("it needs its 'in', 'indices' and 'size' inputs connected.")
+    pool = layer.sources[1]
+    if not isinstance(pool, UnpoolingMaxPool) or layer.sources[2] is not pool:
+        raise LayerError(
+            "its 'indices' and 'size' inputs must come from one max pooling layer "
+            "with HasUnpoolingOutputs."
+        )
+    kernel = pool.module.args[0]
+    stride = dict(pool.module.kwargs)["stride"]
+    size_type = layer.in_types[2]
+    return MaxUnpool(
         **layer.common(),
-        module=Call("nn.AdaptiveMaxPool2d", (1,)),
-        out_types=(TensorType(spatial=(1, 1), channels=t.channels),),
+        module=Call("nn.MaxUnpool2d", (kernel,), (("stride", stride),)),
+        out_types=(
+            TensorType(spatial=size_type.spatial, channels=layer.in_type.channels),
+        ),
     )
