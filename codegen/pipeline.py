@@ -28,7 +28,7 @@ from codegen.matfile import (
 )
 from codegen.naming import FILE_NAMES, HELPER_NAMES, MODULE_ATTRIBUTES
 from codegen.parse import parse
-from codegen.render import WEIGHTS_NAME, doc, plan_forward, render
+from codegen.render import WEIGHTS_NAME, converter_names, doc, plan_forward, render
 from codegen.weights import weights_bytes
 
 MODEL_NAME = "model.py"
@@ -298,14 +298,14 @@ def describe(net: Network, notes: list[str]) -> list[str]:
     """The module docstring's paragraphs: inputs, outputs, losses, notes."""
     paragraphs: list[str] = []
     args, _, _ = plan_forward(net)
-    convert_fn = "from_matlab" if len(net.inputs) == 1 else "the from_matlab helpers"
+    converters = converter_names(net)
     for arg, spec in zip(args, net.inputs, strict=True):
         t = spec.type
         shape = ", ".join(map(str, t.torch_shape))
         text = (
             f"Input {arg} (MATLAB layer {doc(spec.layer)}): float32, {t.torch_layout}, "
             f"shape ({shape}); MATLAB takes {_matlab_layout(t.format)} arrays of "
-            f"size {t.matlab} ({convert_fn}() converts)."
+            f"size {t.matlab} ({converters[spec.layer]}() converts)."
         )
         kind = getattr(net.node(spec.layer), "normalization", "none")
         if kind != "none":
@@ -317,8 +317,8 @@ def describe(net: Network, notes: list[str]) -> list[str]:
     for i, out in enumerate(net.outputs):
         t = out.type
         shape = ", ".join(map(str, t.torch_shape))
-        where = f"output {i + 1} " if len(net.outputs) > 1 else ""
-        text = f"Returns {where}{t.torch_layout}, shape ({shape}) (MATLAB layer {doc(out.port.layer)})."
+        which = f"Output {i + 1}" if len(net.outputs) > 1 else "Output"
+        text = f"{which} (MATLAB layer {doc(out.port.layer)}): {t.torch_layout}, shape ({shape})."
         if out.classes:
             const = "CLASSES" if i == 0 else f"CLASSES_{out.ident.upper()}"
             text += f" Channel i belongs to class {const}[i] ({len(out.classes)} classes, MATLAB's order)."

@@ -125,14 +125,18 @@ class Step:
     outs: list[str]  # one variable per output port; "_" for unused ports
     args: list[str]
     free: list[str] = field(default_factory=list)
+    alias: str = ""  # the output, also used later, is kept as `alias = x`
 
 
 def plan_forward(net: Network) -> tuple[list[str], list[Step], list[str]]:
-    """Variable names for the forward pass.
+    """Variable names for the forward pass, as a person would choose them.
 
-    A value lives in ``x`` when its only use is the very next statement (the
-    chain case); other values are named after the layer that produced them
-    (``<layer>_<port>`` for extra outputs) and deleted after their last use.
+    Values used by the very next statement live in ``x``; a value that is
+    also needed later keeps a name after the layer (``stem_relu = x``, like
+    the ``identity = x`` of a hand-written residual block); values needed
+    only later are named after their layer (``<layer>_<port>`` for extra
+    outputs). Named values, and ``x`` when it would otherwise linger, are
+    deleted right after their last use.
     """
     nodes = {n.name: n for n in net.nodes}
 
@@ -153,31 +157,52 @@ def plan_forward(net: Network) -> tuple[list[str], list[Step], list[str]]:
         uses.setdefault(resolve(out.port), []).append(end)
 
     single_input = len(net.inputs) == 1
-    var: dict[Port, str] = {}
+    in_x: Port | None = None  # the value x holds
+    name_of: dict[Port, str] = {}
+    defined_as: dict[Port, str] = {}
     plan: list[Step] = []
     last_use: dict[str, int] = {}
+
+    def read(port: Port) -> str:
+        return "x" if port == in_x else name_of[port]
+
     for i, n in enumerate(steps):
-        args = [var[resolve(p)] for p in n.inputs]
-        outs = []
+        args = [read(resolve(p)) for p in n.inputs]
+        outs, alias = [], ""
+        x_before = in_x
         for k in range(len(n.out_types)):
             port = Port(layer=n.name, index=k)
             users = uses.get(port, [])
             if k:
                 name = f"{n.ident}_{n.port_names[k]}" if users else "_"
+            elif users and users[0] == i + 1 and (n.inputs or single_input):
+                name, in_x = "x", port
+                if any(u != i + 1 for u in users):
+                    alias = n.ident
+                    name_of[port] = alias
             else:
-                chain = users == [i + 1] or (users == [end] and i + 1 == end)
-                name = "x" if chain and (n.inputs or single_input) else n.ident
-            var[port] = name
+                name = n.ident
+            if name != "x":
+                name_of.setdefault(port, name)
+            defined_as[port] = name
             outs.append(name)
-            if name not in ("x", "_"):
-                for u in users:
-                    last_use[name] = max(last_use.get(name, -1), u)
-        plan.append(Step(n, outs, args))
+            tracked = alias if name == "x" else name
+            if tracked and tracked != "_":
+                later = [u for u in users if not (name == "x" and u == i + 1)]
+                if later:
+                    last_use[tracked] = max(later)
+        step = Step(n, outs, args, alias=alias)
+        if x_before is not None and in_x == x_before and "x" in args:
+            # x's value died here but this step's result went elsewhere
+            if max(uses.get(x_before, [end])) <= i:
+                step.free.append("x")
+                in_x = None
+        plan.append(step)
     for name, idx in last_use.items():
         if idx < end:
             plan[idx].free.append(name)
-    inputs = [var[Port(layer=spec.layer)] for spec in net.inputs]
-    returns = [var[resolve(o.port)] for o in net.outputs]
+    inputs = [defined_as[Port(layer=spec.layer)] for spec in net.inputs]
+    returns = [read(resolve(o.port)) for o in net.outputs]
     return inputs, plan, returns
 
 
@@ -203,14 +228,20 @@ def render(net: Network, about: list[str], class_doc: str) -> str:
         code = str(_macros(step.node.template).forward(step.node, step.outs, step.args))
         if code.strip():
             body.append(code.strip())
+        if step.alias:
+            body.append(f"{step.alias} = x")
         if step.free:
             body.append(f"del {', '.join(sorted(step.free))}")
     helpers = [
         env.get_template(f"helpers/{h}.py.jinja").render().strip() for h in net.helpers
     ]
+    names = converter_names(net)
+    first = {}
+    for spec in net.inputs:
+        first.setdefault(names[spec.layer], spec)
     converters = [
         env.get_template("from_matlab.py.jinja").render(spec=spec, name=name).strip()
-        for spec, name in _converter_names(net)
+        for name, spec in first.items()
     ]
     signature = ", ".join(f"{name}: torch.Tensor" for name in inputs)
     returns_type = (
@@ -253,8 +284,9 @@ def render(net: Network, about: list[str], class_doc: str) -> str:
     )
 
 
-def _converter_names(net: Network) -> list[tuple[Any, str]]:
+def converter_names(net: Network) -> dict[str, str]:
+    """The from_matlab helper for each input layer: one per distinct format."""
     formats = {spec.type.format for spec in net.inputs}
-    if len(net.inputs) == 1 or len(formats) == 1:
-        return [(net.inputs[0], "from_matlab")]
-    return [(spec, f"from_matlab_{spec.ident}") for spec in net.inputs]
+    if len(formats) == 1:
+        return {spec.layer: "from_matlab" for spec in net.inputs}
+    return {spec.layer: f"from_matlab_{spec.ident}" for spec in net.inputs}

@@ -179,6 +179,115 @@ def feature_regression() -> dict[str, Any]:
     return {"layers": layers}
 
 
+def residual_dag() -> dict[str, Any]:
+    """A small ResNet: two residual blocks, one with a projection shortcut."""
+    g = np.random.default_rng(5)
+
+    def block(prefix: str, c_in: int, c_out: int, stride: int) -> tuple[list, list]:
+        layers = [
+            M.conv2d(
+                f"{prefix}_conv1",
+                _w(g, 3, 3, c_in, c_out, scale=0.2),
+                _w(g, c_out),
+                stride=(stride, stride),
+                padding="same",
+            ),
+            _bn(g, f"{prefix}_bn1", c_out),
+            M.relu(f"{prefix}_relu1"),
+            M.conv2d(
+                f"{prefix}_conv2",
+                _w(g, 3, 3, c_out, c_out, scale=0.2),
+                _w(g, c_out),
+                padding="same",
+            ),
+            _bn(g, f"{prefix}_bn2", c_out),
+            M.addition(f"{prefix}_add"),
+            M.relu(f"{prefix}_relu2"),
+        ]
+        names = [layer.get("Name") for layer in layers]
+        pairs = M.chain_pairs(names[:5]) + [
+            (names[4], f"{prefix}_add/in1"),
+            (names[5], names[6]),
+        ]
+        if stride > 1 or c_in != c_out:
+            layers.append(
+                M.conv2d(
+                    f"{prefix}_skip",
+                    _w(g, 1, 1, c_in, c_out, scale=0.3),
+                    _w(g, c_out),
+                    stride=(stride, stride),
+                )
+            )
+            pairs.append((f"{prefix}_skip", f"{prefix}_add/in2"))
+        return layers, pairs
+
+    stem = [
+        M.image_input(
+            "input",
+            (32, 32, 3),
+            "zscore",
+            Mean=_w(g, 1, 1, 3),
+            Std=g.uniform(0.5, 1.5, (1, 1, 3)).astype(np.float32),
+        ),
+        M.conv2d("stem_conv", _w(g, 3, 3, 3, 8), _w(g, 8), padding="same"),
+        _bn(g, "stem_bn", 8),
+        M.relu("stem_relu"),
+    ]
+    b1, p1 = block("res1", 8, 8, 1)
+    b2, p2 = block("res2", 8, 16, 2)
+    head = [
+        M.global_avg_pool2d("gap"),
+        M.fully_connected("fc", _w(g, 5, 16), _w(g, 5)),
+        M.softmax("softmax"),
+        M.classification("classoutput", ["a", "b", "c", "d", "e"]),
+    ]
+    pairs = M.chain_pairs(["input", "stem_conv", "stem_bn", "stem_relu", "res1_conv1"])
+    pairs += p1 + [
+        ("stem_relu", "res1_add/in2"),
+        ("res1_relu2", "res2_conv1"),
+        ("res1_relu2", "res2_skip"),
+    ]
+    pairs += p2 + M.chain_pairs(["res2_relu2", "gap", "fc", "softmax", "classoutput"])
+    return {"net": M.dag([*stem, *b1, *b2, *head], pairs)}
+
+
+def two_input_two_output() -> dict[str, Any]:
+    """A dlnetwork with an image and a feature input and two named outputs."""
+    g = np.random.default_rng(6)
+    layers = [
+        M.image_input(
+            "image",
+            (12, 10, 1),
+            "rescale",
+            Min=np.zeros((1, 1), np.float32),
+            Max=np.full((1, 1), 255, np.float32),
+            TargetMin=0.0,
+            TargetMax=1.0,
+        ),
+        M.conv2d("conv", _w(g, 3, 3, 1, 4), _w(g, 4), stride=(2, 2), padding="same"),
+        M.relu("relu"),
+        M.flatten("flatten"),
+        M.feature_input("meta", 3),
+        M.fully_connected("meta_fc", _w(g, 4, 3), _w(g, 4)),
+        M.concatenation("concat", 1),
+        M.fully_connected("mu", _w(g, 2, 124, scale=0.1), _w(g, 2)),
+        M.fully_connected("logvar", _w(g, 2, 124, scale=0.1), _w(g, 2)),
+        M.tanh("bounded"),
+    ]
+    pairs = [
+        ("image", "conv"),
+        ("conv", "relu"),
+        ("relu", "flatten"),
+        ("meta", "meta_fc"),
+        ("flatten", "concat/in1"),
+        ("meta_fc", "concat/in2"),
+        ("concat", "mu"),
+        ("concat", "logvar"),
+        ("logvar", "bounded"),
+    ]
+    return {"encoder": M.dlnetwork(layers, pairs, outputs=["mu", "bounded"])}
+
+
 EXAMPLES: dict[str, tuple[Callable[[], dict[str, Any]], str]] = {
     "digits_cnn": (
         digits_cnn,
@@ -199,5 +308,16 @@ EXAMPLES: dict[str, tuple[Callable[[], dict[str, Any]], str]] = {
         feature_regression,
         "a saved layer array: featureInputLayer z-score, batch norm on features, ELU/GELU, "
         "half-MSE regression loss in the docstring",
+    ),
+    "residual_dag": (
+        residual_dag,
+        "a DAGNetwork with skip connections (identity and projection shortcuts): "
+        "branches named after their layers, x reused along chains, tensors freed "
+        "after their last use",
+    ),
+    "two_input_two_output": (
+        two_input_two_output,
+        "a dlnetwork with an image and a feature input and two OutputNames: forward "
+        "takes and returns them in a documented order; flatten in MATLAB's order",
     ),
 }

@@ -147,6 +147,31 @@ def run_graph(
     return results
 
 
+def matlab_graph(record: Any) -> tuple[list[MatObject], list[tuple[str, str]] | None]:
+    """Layers and connections as MATLAB saved them (None for a chain)."""
+    if isinstance(record, MatObject) and record.classname.startswith("nnet.cnn.layer."):
+        record = [record]
+    if isinstance(record, list):
+        return record, None
+    if record.classname.endswith("ObjectDetector"):
+        record = record.fields["Network"]
+    if record.classname == "dlnetwork":
+        record = record.fields["LayerGraph"]
+    layers = record.fields["Layers"]
+    layers = layers if isinstance(layers, list) else [layers]
+    if record.classname == "SeriesNetwork":
+        return layers, None
+
+    def text(v: Any) -> str:
+        while isinstance(v, list):
+            v = v[0]
+        return str(v)
+
+    table = record.fields["Connections"]
+    pairs = zip(table["Source"], table["Destination"], strict=True)
+    return layers, [(text(s), text(d)) for s, d in pairs]
+
+
 def to_torch(v: Value) -> np.ndarray:
     """A MATLAB-layout value in the PyTorch layout the generated code uses."""
     a = v.data

@@ -11,10 +11,12 @@ import pytest
 import reference as R
 import torch
 from conftest import REPO, assert_parity, import_generated
+from test_layers import to_torch_input
 from update_examples import build, readme_with_table
 
 from codegen.layers import FAMILY_OF, registry
-from codegen.matfile import MatObject, load_variables
+from codegen.matfile import list_variables, load_variables
+from codegen.pipeline import convert
 from examples import EXAMPLES
 
 
@@ -54,19 +56,38 @@ def test_readme_table_is_current() -> None:
 
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
 def test_examples_match_reference(name: str) -> None:
-    source = load_variables(REPO / "examples" / f"{name}.mat", ["net", "layers"])
-    record = next(iter(source.values()))
-    layers = record.fields["Layers"] if isinstance(record, MatObject) else record
-    t = layers[0]
-    size = tuple(int(v) for v in np.ravel(t.get("InputSize")))
-    x = np.random.default_rng(0).uniform(0, 255, (*size, 2)).astype(np.float32)
-    model = import_generated(REPO / "generated_examples" / name).load_model()
-    x_torch = x.transpose(3, 2, 0, 1) if x.ndim == 4 else x.T
-    with torch.no_grad():
-        y = model(torch.from_numpy(np.ascontiguousarray(x_torch))).numpy()
-    assert_parity(
-        y, R.to_torch(R.run_layers(layers, x)[-1]), f"example {name}", rtol=1e-5
+    path = REPO / "examples" / f"{name}.mat"
+    record = next(
+        iter(load_variables(path, [v.name for v in list_variables(path)]).values())
     )
+    layers, pairs = R.matlab_graph(record)
+    result = convert(path, None)
+    rng = np.random.default_rng(0)
+    xs = {}
+    for spec in result.network.inputs:
+        t = spec.type
+        shape = (*t.spatial, t.channels, 2) if t.spatial else (t.channels, 2)
+        xs[spec.layer] = rng.uniform(0, 255, shape).astype(np.float32)
+    model = import_generated(REPO / "generated_examples" / name).load_model()
+    args = [
+        torch.from_numpy(to_torch_input(xs[s.layer])) for s in result.network.inputs
+    ]
+    with torch.no_grad():
+        ys = model(*args)
+    ys = ys if isinstance(ys, tuple) else (ys,)
+    if pairs is None:
+        values = {
+            layers[-1].get("Name"): [R.run_layers(layers, next(iter(xs.values())))[-1]]
+        }
+    else:
+        values = R.run_graph(layers, pairs, xs)
+    for y, out in zip(ys, result.network.outputs, strict=True):
+        expected = (
+            values[out.port.layer][out.port.index]
+            if pairs
+            else next(iter(values.values()))[0]
+        )
+        assert_parity(y.numpy(), R.to_torch(expected), f"example {name}", rtol=1e-5)
 
 
 def test_generated_examples_pass_black_and_ruff() -> None:

@@ -22,7 +22,7 @@ from conftest import FIXTURES, assert_parity, require_fixtures
 from codegen.diagnostics import ConversionError
 from codegen.ir import ModuleNode, PaddedModule, WrappedModule
 from codegen.layers.pool import UnpoolingMaxPool
-from codegen.matfile import MatObject, load_variables
+from codegen.matfile import load_variables
 from codegen.pipeline import convert
 
 RUNNER = Path(__file__).with_name("run_generated.py")
@@ -97,31 +97,6 @@ def networks() -> list[tuple[str, str]]:
     return seen
 
 
-def matlab_graph(record) -> tuple[list[MatObject], list[tuple[str, str]] | None]:
-    """Layers and connections as MATLAB saved them (reference side)."""
-    if isinstance(record, list):
-        return record, None
-    if record.classname.endswith("ObjectDetector"):
-        record = record.fields["Network"]
-    if record.classname == "dlnetwork":
-        record = record.fields["LayerGraph"]
-    layers = record.fields["Layers"]
-    layers = layers if isinstance(layers, list) else [layers]
-    if record.classname == "SeriesNetwork":
-        return layers, None
-
-    def text(v):
-        while isinstance(v, list):
-            v = v[0]
-        return str(v)
-
-    table = record.fields["Connections"]
-    return layers, [
-        (text(s), text(d))
-        for s, d in zip(table["Source"], table["Destination"], strict=True)
-    ]
-
-
 def matlab_input(t, n: int, seed: int) -> np.ndarray:
     shape = (*t.spatial, t.channels, n) if t.spatial else (t.channels, n)
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
@@ -167,7 +142,7 @@ def test_real_network(file: str, var: str, tmp_path: Path) -> None:
     path = FIXTURES / "real" / file
     refusal = REFUSED.get((file, var))
     if refusal is None:
-        layers, pairs = matlab_graph(load_variables(path, [var])[var])
+        layers, pairs = R.matlab_graph(load_variables(path, [var])[var])
         classes = {layer.classname.rsplit(".", 1)[-1] for layer in layers}
         if classes & {c.rsplit(".", 1)[-1] for c in SEQUENCE_LAYERS}:
             refusal = SEQUENCE_LAYERS

@@ -8,7 +8,7 @@ MATLAB takes H×W×C(×N) arrays of size 28×28×1 (from_matlab() converts). The
 input layer's 'zerocenter' normalization runs inside forward(); pass
 normalize_input=False for data that is already normalized.
 
-Returns N×C, shape (N, 10) (MATLAB layer 'classoutput'). Channel i belongs to
+Output (MATLAB layer 'classoutput'): N×C, shape (N, 10). Channel i belongs to
 class CLASSES[i] (10 classes, MATLAB's order). MATLAB trained this output with
 cross-entropy on the softmax probabilities; in PyTorch use nn.NLLLoss() on
 torch.log of this output (or nn.CrossEntropyLoss on the logits before the

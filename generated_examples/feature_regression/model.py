@@ -8,7 +8,7 @@ C(×N) arrays of size 12 (from_matlab() converts). The input layer's 'zscore'
 normalization runs inside forward(); pass normalize_input=False for data that is
 already normalized.
 
-Returns N×C, shape (N, 2) (MATLAB layer 'regressionoutput'). MATLAB trained this
+Output (MATLAB layer 'regressionoutput'): N×C, shape (N, 2). MATLAB trained this
 output with half-mean-squared-error: 0.5 * ((y - t) ** 2) summed over each
 observation's responses and averaged over the batch; nn.MSELoss differs from it
 by a factor of 2 / (number of responses).

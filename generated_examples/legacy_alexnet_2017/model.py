@@ -8,7 +8,7 @@ takes H×W×C(×N) arrays of size 19×17×3 (from_matlab() converts). The input
 layer's 'zerocenter' normalization runs inside forward(); pass
 normalize_input=False for data that is already normalized.
 
-Returns N×C, shape (N, 4) (MATLAB layer 'output'). Channel i belongs to class
+Output (MATLAB layer 'output'): N×C, shape (N, 4). Channel i belongs to class
 CLASSES[i] (4 classes, MATLAB's order). MATLAB trained this output with
 cross-entropy on the softmax probabilities; in PyTorch use nn.NLLLoss() on
 torch.log of this output (or nn.CrossEntropyLoss on the logits before the

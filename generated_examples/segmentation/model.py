@@ -8,7 +8,7 @@ takes H×W×C(×N) arrays of size 24×30×3 (from_matlab() converts). The input
 layer's 'rescale' normalization runs inside forward(); pass
 normalize_input=False for data that is already normalized.
 
-Returns N×C×H×W, shape (N, 3, 24, 30) (MATLAB layer 'labels'). Channel i belongs
+Output (MATLAB layer 'labels'): N×C×H×W, shape (N, 3, 24, 30). Channel i belongs
 to class CLASSES[i] (3 classes, MATLAB's order). MATLAB trained this output with
 cross-entropy on the softmax probabilities weighted by ClassWeights; in PyTorch
 use nn.NLLLoss(weight=torch.tensor(CLASS_WEIGHTS)) on torch.log of this output
