@@ -22,7 +22,7 @@ def tests(session: nox.Session) -> None:
 @nox.session(python="3.11")
 def lint(session: nox.Session) -> None:
     session.install("ruff", "black==26.10.1")
-    session.run("ruff", "check", "codegen", "tests", "noxfile.py")
+    session.run("ruff", "check", "codegen", "tests", "benchmarks", "noxfile.py")
     session.run(
         "black", "--check", "codegen", "tests", "noxfile.py", "generated_examples"
     )

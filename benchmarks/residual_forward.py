@@ -162,7 +162,7 @@ def load(kind: str, out_dir: Path):
         spec.loader.exec_module(module)
         return module.load_model()
     namespace: dict = {}
-    exec(HANDWRITTEN.format(stages=STAGES), namespace)  # noqa: S102
+    exec(HANDWRITTEN.format(stages=STAGES), namespace)
     model = namespace["HandWritten"]()
     model.load_state_dict(torch.load(out_dir / "weights.pt", weights_only=True))
     return model.eval()

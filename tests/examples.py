@@ -205,7 +205,8 @@ def residual_dag() -> dict[str, Any]:
             M.relu(f"{prefix}_relu2"),
         ]
         names = [layer.get("Name") for layer in layers]
-        pairs = M.chain_pairs(names[:5]) + [
+        pairs = [
+            *M.chain_pairs(names[:5]),
             (names[4], f"{prefix}_add/in1"),
             (names[5], names[6]),
         ]
@@ -242,7 +243,8 @@ def residual_dag() -> dict[str, Any]:
         M.classification("classoutput", ["a", "b", "c", "d", "e"]),
     ]
     pairs = M.chain_pairs(["input", "stem_conv", "stem_bn", "stem_relu", "res1_conv1"])
-    pairs += p1 + [
+    pairs += [
+        *p1,
         ("stem_relu", "res1_add/in2"),
         ("res1_relu2", "res2_conv1"),
         ("res1_relu2", "res2_skip"),
