@@ -15,8 +15,9 @@ from codegen.matfile import write_mat
 
 def convert_with_seed(mat: Path, out: Path, seed: str) -> dict[str, bytes]:
     env = {**os.environ, "PYTHONHASHSEED": seed}
+    var = ["--var", "lgraph"] if "lgraph" in mat.name else []
     proc = subprocess.run(
-        [sys.executable, "-m", "codegen", "convert", str(mat), "-o", str(out)],
+        [sys.executable, "-m", "codegen", "convert", str(mat), "-o", str(out), *var],
         capture_output=True,
         text=True,
         env=env,
@@ -28,8 +29,12 @@ def convert_with_seed(mat: Path, out: Path, seed: str) -> dict[str, bytes]:
 def sources(tmp_path: Path) -> list[Path]:
     mat = tmp_path / "small.mat"
     write_mat(mat, {"net": small_net()})
-    real = FIXTURES / "real" / "brkgyln__VehicleDetection__cnn.mat"
-    return [mat, real] if real.is_file() else [mat]
+    real = [
+        FIXTURES / "real" / "brkgyln__VehicleDetection__cnn.mat",
+        # an untrained LayerGraph: its seeded default initialization must be stable too
+        FIXTURES / "real" / "korniarp__ML_DQN__lgraph.mat",
+    ]
+    return [mat, *(p for p in real if p.is_file())]
 
 
 def test_byte_identical_across_hash_seeds(tmp_path: Path) -> None:

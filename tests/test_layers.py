@@ -736,6 +736,24 @@ def _():
     return Graph(layers, [("in", "conv")], {"in": IMG}, container="dlnetwork")
 
 
+@case("layers-listed-out-of-order")
+def _():
+    # MATLAB's Layers order need not be topological (17 corpus edges point back).
+    made = CASES["addition-residual"]()
+    return Graph(list(reversed(made.layers)), made.pairs, made.sizes)
+
+
+@case("lgraph-untrained-shapes-from-graph")
+def _():
+    layers = [M.image_input("in", IMG), M.relu("a"), M.tanh("b"), M.addition("add")]
+    return Graph(
+        layers,
+        [("in", "a"), ("in", "b"), ("a", "add/in1"), ("b", "add/in2")],
+        {"in": IMG},
+        container="lgraph",
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -834,3 +852,24 @@ def test_normalization_can_be_switched_off(tmp_path) -> None:
     with torch.no_grad():
         y = model(torch.from_numpy(np.ascontiguousarray(x))).numpy()
     np.testing.assert_array_equal(y, x)
+
+
+def test_output_names_pick_outputs_and_prune(tmp_path) -> None:
+    """dlnetwork OutputNames may name a non-terminal layer; the rest is left out."""
+    layers = [
+        M.feature_input("in", 4),
+        M.fully_connected("fc", w(3, 4), w(3, seed=1)),
+        M.dropout("drop", 0.2),
+        M.fully_connected("head", w(2, 3), w(2, seed=2)),
+        M.softmax("sm"),
+    ]
+    pairs = M.chain_pairs(["in", "fc", "drop", "head", "sm"])
+    result, out = convert_records(
+        tmp_path, {"net": M.dlnetwork(layers, pairs, outputs=["drop"])}
+    )
+    assert [n.name for n in result.network.nodes] == ["in", "fc", "drop"]
+    assert any("'head'" in note and "'sm'" in note for note in result.notes)
+    x = matlab_input((4,))
+    y = import_generated(out).load_model()(torch.from_numpy(np.ascontiguousarray(x.T)))
+    expected = R.run_layers(layers[:3], x)[-1]
+    assert_parity(y.detach().numpy(), R.to_torch(expected), "OutputNames pruning")
