@@ -20,6 +20,7 @@ NAMED_PORTS = {
     "mask": 1,
     "scores": 1,
     "ref": 1,
+    "miniBatchSize": 1,
 }
 
 

@@ -18,6 +18,7 @@ import numpy as np
 # Tensor types
 
 _TORCH_LAYOUT = {
+    # MATLAB format (batch left out) → layout of the generated code
     "SSC": "N×C×H×W",
     "SSSC": "N×C×H×W×D",
     "SC": "N×C×L",
@@ -35,12 +36,15 @@ class TensorType:
     """The per-observation shape of a tensor, in MATLAB's terms.
 
     ``spatial`` lists the S sizes (H, W[, D]); ``time`` says whether there is a
-    T dimension, whose length is only known at run time.
+    T dimension, whose length is only known at run time. ``time_last`` is the
+    one PyTorch-side detail: a vector sequence the generated code holds as
+    N×C×T (after 1-D convolutions) rather than N×T×C.
     """
 
     spatial: tuple[int, ...] = ()
     channels: int
     time: bool = False
+    time_last: bool = False
 
     @property
     def format(self) -> str:
@@ -56,11 +60,17 @@ class TensorType:
         letter = self.matlab_format[matlab_dim - 1]
         if letter == "B":
             return 0
+        if self.time_last:
+            return {"C": 1, "T": 2}[letter]
         if letter == "T":
             return 1
         if letter == "C":
             return -1 if self.format == "CT" else (2 if self.time else 1)
         return (3 if self.time else 2) + matlab_dim - 1
+
+    @property
+    def channel_dim(self) -> int:
+        return self.torch_dim(self.matlab_format.index("C") + 1)
 
     @property
     def matlab(self) -> str:
@@ -72,11 +82,13 @@ class TensorType:
 
     @property
     def torch_layout(self) -> str:
-        return _TORCH_LAYOUT[self.format]
+        return "N×C×T" if self.time_last else _TORCH_LAYOUT[self.format]
 
     @property
     def torch_shape(self) -> tuple[int | str, ...]:
         """The PyTorch shape with symbolic N (and T)."""
+        if self.time_last:
+            return ("N", self.channels, "T")
         if self.time:
             return ("N", "T", self.channels, *self.spatial)
         return ("N", self.channels, *self.spatial)
@@ -164,6 +176,7 @@ class Node:
     helpers: tuple[str, ...] = ()
     port_names: tuple[str, ...] = ("out",)
     notes: tuple[str, ...] = ()
+    max_steps: int = 0  # longest sequence the layer accepts (0: any)
 
     @property
     def short_class(self) -> str:
@@ -210,6 +223,7 @@ class PaddedModule(ModuleNode):
     template: ClassVar[str] = "padded"
     pad: Pad = Pad()
     crop: tuple[int, ...] = ()
+    pre: str = ""  # re-layout of the input, e.g. ".transpose(1, 2)"
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)

@@ -6,8 +6,8 @@ Rules (also in the README):
    leading/trailing ``_`` go (so no dunders).
 2. An empty result takes a name from the layer's class; a leading digit gets
    a ``layer_`` prefix.
-3. Python keywords, names used by the generated file and ``nn.Module``
-   attributes get a trailing ``_``.
+3. Python keywords and built-ins, names used by the generated file and
+   ``nn.Module`` attributes get a trailing ``_``.
 4. Clashes get ``_2``, ``_3``, ... in MATLAB's layer order.
 """
 
@@ -36,13 +36,26 @@ MODULE_ATTRIBUTES = frozenset("""
 # Helpers that templates/helpers/ may define in a generated file.
 HELPER_NAMES = frozenset("""
     same_padding pad_symmetric crop_like CrossChannelNorm AvgPoolMeanPad2d
-    MatlabResize YOLOv2Transform
+    MatlabResize YOLOv2Transform MatlabLSTM MatlabGRU _MatlabRecurrent
+    EmbeddingConcatenation SelfAttention
     """.split())
 
 # Names the generated file itself defines or imports.
 FILE_NAMES = HELPER_NAMES | frozenset("""
     torch nn F math Path self x super CLASSES CLASS_WEIGHTS WEIGHTS_FILE
     ANCHOR_BOXES load_model from_matlab normalize_input annotations
+    """.split())
+
+# Python's built-in functions and types (3.10-3.13): a forward() variable
+# named like one would shadow it.
+BUILTINS = frozenset("""
+    abs aiter all anext any ascii bin bool breakpoint bytearray bytes callable
+    chr classmethod compile complex copyright credits delattr dict dir divmod
+    enumerate eval exec exit filter float format frozenset getattr globals
+    hasattr hash help hex id input int isinstance issubclass iter len license
+    list locals map max memoryview min next object oct open ord pow print
+    property quit range repr reversed round set setattr slice sorted
+    staticmethod str sum super tuple type vars zip
     """.split())
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
@@ -60,7 +73,7 @@ def identifier(name: str, fallback: str = "layer") -> str:
         text = f"layer_{text}"
     if keyword.iskeyword(text) or keyword.issoftkeyword(text):
         text += "_"
-    if text in MODULE_ATTRIBUTES or text in FILE_NAMES:
+    if text in MODULE_ATTRIBUTES or text in FILE_NAMES or text in BUILTINS:
         text += "_"
     return text
 

@@ -170,7 +170,7 @@ def _output(nodes: dict[str, Node], name: str) -> OutputSpec:
         return OutputSpec(
             port=Port(layer=layer),
             ident=node.ident,
-            type=node.in_type,
+            type=dataclasses.replace(node.in_type, time_last=False),
             classes=getattr(node, "classes", ()),
             class_weights=getattr(node, "class_weights", ()),
             loss=getattr(node, "loss", ""),
@@ -178,5 +178,5 @@ def _output(nodes: dict[str, Node], name: str) -> OutputSpec:
     return OutputSpec(
         port=Port(layer=layer, index=index),
         ident=node.ident,
-        type=node.out_types[index],
+        type=dataclasses.replace(node.out_types[index], time_last=False),
     )

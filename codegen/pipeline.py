@@ -281,7 +281,7 @@ def _run_once(net: Network, model: Any, state: dict[str, np.ndarray]) -> None:
     if net.activation_size() > CHECK_BUDGET:
         return
     with torch.no_grad():
-        model(*[_example(spec.type) for spec in net.inputs])
+        model(*[_example(spec.type, example_steps(net, spec)) for spec in net.inputs])
 
 
 def _allowed_extras(net: Network) -> set[str]:
@@ -307,6 +307,14 @@ def describe(net: Network, notes: list[str]) -> list[str]:
             f"shape ({shape}); MATLAB takes {_matlab_layout(t.format)} arrays of "
             f"size {t.matlab} ({converters[spec.layer]}() converts)."
         )
+        if t.time:
+            text += (
+                " One sequence at a time reproduces MATLAB's predict/classify exactly. "
+                "To batch sequences of different lengths, pad them at the end with "
+                "zeros, as MATLAB does by default (SequencePaddingDirection 'right', "
+                "SequencePaddingValue 0); recurrent and 'last' outputs of a padded "
+                "sequence then include its padding, in MATLAB and here alike."
+            )
         kind = getattr(net.node(spec.layer), "normalization", "none")
         if kind != "none":
             text += (
@@ -347,10 +355,16 @@ def class_doc(net: Network) -> str:
     return f"MATLAB {net.matlab_class} with {count} layer{'s' if count != 1 else ''}, layer for layer."
 
 
-def _example(t: Any) -> Any:
+def example_steps(net: Network, spec: Any) -> int:
+    """A sequence length every layer accepts (pooling may shorten it a lot)."""
+    longest = min((n.max_steps for n in net.nodes if n.max_steps), default=128)
+    return max(getattr(net.node(spec.layer), "min_length", 1), min(128, longest))
+
+
+def _example(t: Any, steps: int) -> Any:
     import torch
 
-    shape = [1] + ([4] if t.time else []) + [t.channels, *t.spatial]
+    shape = [1] + ([steps] if t.time else []) + [t.channels, *t.spatial]
     return torch.zeros(shape)
 
 

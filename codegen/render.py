@@ -202,7 +202,11 @@ def plan_forward(net: Network) -> tuple[list[str], list[Step], list[str]]:
         if idx < end:
             plan[idx].free.append(name)
     inputs = [defined_as[Port(layer=spec.layer)] for spec in net.inputs]
-    returns = [read(resolve(o.port)) for o in net.outputs]
+    returns = []
+    for o in net.outputs:
+        port = resolve(o.port)
+        back = nodes[port.layer].out_types[port.index].time_last  # to N×T×C
+        returns.append(read(port) + (".transpose(1, 2)" if back else ""))
     return inputs, plan, returns
 
 

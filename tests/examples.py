@@ -290,6 +290,54 @@ def two_input_two_output() -> dict[str, Any]:
     return {"encoder": M.dlnetwork(layers, pairs, outputs=["mu", "bounded"])}
 
 
+def lstm_classifier() -> dict[str, Any]:
+    """Sequence-to-label: z-scored input, two LSTMs, 'last' output, classes."""
+    g = np.random.default_rng(7)
+    layers = [
+        M.sequence_input(
+            "sequenceinput",
+            6,
+            "zscore",
+            Mean=_w(g, 6, 1),
+            Std=g.uniform(0.5, 2, (6, 1)).astype(np.float32),
+        ),
+        M.recurrent("LSTM", "lstm_1", 6, 16, seed=1),
+        M.dropout("dropout", 0.2),
+        M.recurrent(
+            "LSTM",
+            "lstm_2",
+            16,
+            8,
+            seed=2,
+            last=True,
+            h0=np.linspace(-0.2, 0.2, 8),
+            c0=np.linspace(0.1, -0.1, 8),
+        ),
+        M.fully_connected("fc", _w(g, 4, 8), _w(g, 4)),
+        M.softmax("softmax"),
+        M.classification("classoutput", ["normal", "bearing", "valve", "piston"]),
+    ]
+    return {"net": M.series(layers)}
+
+
+def bilstm_gru_regression() -> dict[str, Any]:
+    """Sequence-to-sequence regression: 1-D causal convolution (N×C×T inside),
+    a BiLSTM, a GRU in 'before-multiplication' mode (a cell written into
+    model.py) and a per-time-step fully connected layer."""
+    g = np.random.default_rng(8)
+    layers = [
+        M.sequence_input("input", 3),
+        M.conv1d("conv", _w(g, 3, 3, 8), _w(g, 8), padding="causal"),
+        M.relu("relu"),
+        M.layer_norm("norm", 8, "channel-only"),
+        M.recurrent("BiLSTM", "bilstm", 8, 6, seed=3),
+        M.recurrent("GRU", "gru", 12, 5, seed=4, reset="before-multiplication"),
+        M.fully_connected("fc", _w(g, 2, 5), _w(g, 2)),
+        M.regression("regressionoutput"),
+    ]
+    return {"net": M.series(layers)}
+
+
 EXAMPLES: dict[str, tuple[Callable[[], dict[str, Any]], str]] = {
     "digits_cnn": (
         digits_cnn,
@@ -321,5 +369,15 @@ EXAMPLES: dict[str, tuple[Callable[[], dict[str, Any]], str]] = {
         two_input_two_output,
         "a dlnetwork with an image and a feature input and two OutputNames: forward "
         "takes and returns them in a documented order; flatten in MATLAB's order",
+    ),
+    "lstm_classifier": (
+        lstm_classifier,
+        "an LSTM classifier on N×T×C sequences: z-score input, OutputMode 'last', "
+        "a non-zero stored initial state, from_matlab() for one C×T sequence",
+    ),
+    "bilstm_gru_regression": (
+        bilstm_gru_regression,
+        "sequence-to-sequence regression: causal 1-D convolution kept as N×C×T, "
+        "BiLSTM, GRU 'before-multiplication' cell, per-step FC, half-MSE over time",
     ),
 }

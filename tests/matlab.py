@@ -681,3 +681,221 @@ def function_layer(name: str, text: str, n_inputs: int = 1) -> MatObject:
     }
     obj = plain_layer("FunctionLayer", name)
     return MatObject(obj.classname, {**obj.fields, **fields})
+
+
+# --------------------------------------------------------------------------
+# sequences
+
+
+def sequence_input(
+    name: str, size: Any, norm: str = "none", min_length: int = 1, **stats: Any
+) -> MatObject:
+    dims = [size] if np.isscalar(size) else list(size)
+    return layer(
+        "SequenceInputLayer",
+        name,
+        version=5,
+        InputSize=d(dims),
+        Normalization=normalization(norm, dims, **stats),
+        NormalizationDimension="auto",
+        MinLength=d(min_length),
+        SplitComplexInputs=np.array([[False]]),
+    )
+
+
+def _state(value: np.ndarray) -> dict[str, Any]:
+    return {
+        "Value": np.asarray(value, np.float32).reshape(-1, 1),
+        "Remember": np.array([[True]]),
+    }
+
+
+def recurrent(
+    cls: str,
+    name: str,
+    input_size: int,
+    hidden: int,
+    seed: int = 0,
+    last: bool = False,
+    legacy: bool = False,
+    state: str = "tanh",
+    gate: str = "sigmoid",
+    reset: str | None = None,
+    h0: np.ndarray | None = None,
+    c0: np.ndarray | None = None,
+    state_inputs: bool = False,
+    state_outputs: bool = False,
+    projector: tuple[int, int] | None = None,
+) -> MatObject:
+    """lstmLayer, bilstmLayer, gruLayer and projected variants, as saved."""
+    g = np.random.default_rng(seed)
+    gates = 3 if "GRU" in cls else 4
+    dirs = 2 if cls.startswith("Bi") else 1
+    rows = dirs * gates * hidden
+    n_bias = rows * (2 if reset == "recurrent-bias-after-multiplication" else 1)
+    in_cols, rec_cols = input_size, hidden
+    fields: dict[str, Any] = {}
+    if projector:
+        in_cols, rec_cols = projector
+        fields.update(
+            InputProjectorSize=d(in_cols),
+            OutputProjectorSize=d(rec_cols),
+            InputProjector=learnable(g.standard_normal((input_size, in_cols)) * 0.4),
+            OutputProjector=learnable(g.standard_normal((hidden, rec_cols)) * 0.4),
+        )
+    fields.update(
+        InputSize=d(input_size),
+        NumHiddenUnits=d(hidden),
+        StateActivationFunction=state,
+        GateActivationFunction=gate,
+        InputWeights=learnable(g.standard_normal((rows, in_cols)) * 0.4),
+        RecurrentWeights=learnable(g.standard_normal((rows, rec_cols)) * 0.4),
+        Bias=learnable(g.standard_normal((n_bias, 1)) * 0.4),
+        HiddenState=_state(np.zeros(dirs * hidden) if h0 is None else h0),
+    )
+    if gates == 4:
+        fields["CellState"] = _state(np.zeros(dirs * hidden) if c0 is None else c0)
+    if reset:
+        fields["ResetGateMode"] = reset
+    if legacy:
+        fields["ReturnSequence"] = np.array([[not last]])
+    else:
+        fields["OutputMode"] = "last" if last else "sequence"
+        fields["HasStateInputs"] = np.array([[state_inputs]])
+        fields["HasStateOutputs"] = np.array([[state_outputs]])
+    return layer(f"{cls}Layer", name, version=4, **fields)
+
+
+def conv1d(
+    name: str,
+    weights: np.ndarray,
+    bias: np.ndarray,
+    stride: int = 1,
+    dilation: int = 1,
+    padding: Any = (0, 0),
+) -> MatObject:
+    k, c, f = weights.shape
+    mode = padding if isinstance(padding, str) else "manual"
+    return layer(
+        "Convolution1DLayer",
+        name,
+        FilterSize=d(k),
+        NumChannels=d(c),
+        NumFilters=d(f),
+        Stride=d(stride),
+        DilationFactor=d(dilation),
+        PaddingMode=mode,
+        PaddingSize=d([0, 0] if isinstance(padding, str) else list(padding)),
+        PaddingValue=d(0),
+        Weights=learnable(weights),
+        Bias=learnable(np.reshape(bias, (1, -1))),
+    )
+
+
+def pool1d(
+    kind: str, name: str, pool: int, stride: int, padding: Any = (0, 0)
+) -> MatObject:
+    mode = padding if isinstance(padding, str) else "manual"
+    return layer(
+        f"{kind}Pooling1DLayer",
+        name,
+        PoolSize=d(pool),
+        Stride=d(stride),
+        PaddingMode=mode,
+        PaddingSize=d([0, 0] if isinstance(padding, str) else list(padding)),
+    )
+
+
+def global_pool1d(kind: str, name: str) -> MatObject:
+    return layer(f"Global{kind}Pooling1DLayer", name)
+
+
+def self_attention(
+    name: str,
+    c: int,
+    heads: int,
+    key: int,
+    value: int | None = None,
+    out: int | None = None,
+    mask: Any = "none",
+    seed: int = 0,
+) -> MatObject:
+    g = np.random.default_rng(seed)
+    value = value or key
+    out = out or c
+
+    def r(*shape):
+        return g.standard_normal(shape) * 0.5
+
+    return layer(
+        "SelfAttentionLayer",
+        name,
+        InputSize=d(c),
+        NumKeyChannels=d(key),
+        NumValueChannels=d(value),
+        NumHeads=d(heads),
+        AttentionMask=(
+            mask if isinstance(mask, str) else np.asarray(mask, dtype=np.float64)
+        ),
+        DropoutProbability=d(0),
+        HasPaddingMaskInput=np.array([[False]]),
+        HasScoresOutput=np.array([[False]]),
+        OutputSize=d(out),
+        QueryWeights=learnable(r(key, c)),
+        KeyWeights=learnable(r(key, c)),
+        ValueWeights=learnable(r(value, c)),
+        OutputWeights=learnable(r(out, value)),
+        QueryBias=learnable(r(key, 1)),
+        KeyBias=learnable(r(key, 1)),
+        ValueBias=learnable(r(value, 1)),
+        OutputBias=learnable(r(out, 1)),
+    )
+
+
+def position_embedding(
+    name: str, size: int, positions: int, seed: int = 0
+) -> MatObject:
+    g = np.random.default_rng(seed)
+    return plain_layer(
+        "PositionEmbeddingLayer",
+        name,
+        OutputSize=d(size),
+        MaxPosition=d(positions),
+        PositionDimension="auto",
+        Weights=g.standard_normal((size, positions)).astype(np.float32),
+    )
+
+
+def indexing1d(name: str, index: str = "last") -> MatObject:
+    return plain_layer(
+        "Indexing1DLayer", name, Index=index, HasPaddingMaskInput=np.array([[False]])
+    )
+
+
+def word_embedding(name: str, dim: int, words: int, seed: int = 0) -> MatObject:
+    g = np.random.default_rng(seed)
+    return layer(
+        "WordEmbeddingLayer",
+        name,
+        Dimension=d(dim),
+        NumWords=d(words),
+        OOVMode="map-to-last",
+        Weights=learnable(g.standard_normal((dim, words + 1))),
+    )
+
+
+def embedding_concatenation(name: str, c: int, seed: int = 0) -> MatObject:
+    g = np.random.default_rng(seed)
+    return plain_layer(
+        "EmbeddingConcatenationLayer",
+        name,
+        Weights=learnable(g.standard_normal((c, 1))),
+    )
+
+
+def sequence_folding(name: str) -> MatObject:
+    return layer("SequenceFoldingLayer", name)
+
+
+def sequence_unfolding(name: str) -> MatObject:
+    return layer("SequenceUnfoldingLayer", name)

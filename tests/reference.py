@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.special import erf
+from scipy.special import erf, expit
 
 from codegen.matfile import MatObject
 
@@ -116,8 +116,23 @@ def run_graph(
     names = [str(layer.get("Name")) for layer in layers]
     by_name = dict(zip(names, layers, strict=True))
     sources: dict[str, dict[int, tuple[str, int]]] = {n: {} for n in names}
-    out_ports = {"out": 0, "indices": 1, "size": 2}
-    in_ports = {"in": 0, "indices": 1, "size": 2, "ref": 1}
+    out_ports = {
+        "out": 0,
+        "indices": 1,
+        "size": 2,
+        "hidden": 1,
+        "cell": 2,
+        "miniBatchSize": 1,
+    }
+    in_ports = {
+        "in": 0,
+        "indices": 1,
+        "size": 2,
+        "ref": 1,
+        "hidden": 1,
+        "cell": 2,
+        "miniBatchSize": 1,
+    }
     for src, dst in connections:
         s_layer, _, s_port = src.partition("/")
         d_layer, _, d_port = dst.partition("/")
@@ -185,6 +200,8 @@ def to_torch(v: Value) -> np.ndarray:
         return a.transpose(1, 2, 0)
     if v.fmt == "SCB":
         return a.transpose(2, 1, 0)
+    if v.fmt == "SSCBT":
+        return a.transpose(3, 4, 2, 0, 1)
     raise ValueError(v.fmt)
 
 
@@ -478,6 +495,13 @@ def transposed_conv3d(layer: MatObject, xs: list[Value]) -> list[Value]:
 def fully_connected(layer: MatObject, xs: list[Value]) -> list[Value]:
     x = xs[0]
     b = learn(layer, "Bias")
+    if x.fmt == "CBT":  # applied independently at every time step
+        W, C = learn(layer, "Weights"), x.data.shape[0]
+        W = full(W, (C, W.size // C)).T if W.ndim >= 3 else full(W, (W.size // C, C))
+        y = np.einsum("oc,cnt->ont", W, x.data)
+        if b is not None:
+            y = y + b.reshape(-1)[:, None, None]
+        return [Value(y, "CBT")]
     if x.fmt == "SSCB":
         a = images(x)
         H, W_, C, N = a.shape
@@ -505,7 +529,7 @@ def fully_connected(layer: MatObject, xs: list[Value]) -> list[Value]:
 
 
 def _channel_axis(v: Value) -> int:
-    return {"SSCB": 2, "CB": 0, "CBT": 0, "SCB": 1, "SSSCB": 3}[v.fmt]
+    return {"SSCB": 2, "CB": 0, "CBT": 0, "SCB": 1, "SSSCB": 3, "SSCBT": 2}[v.fmt]
 
 
 def _per_channel(v: Value, values: np.ndarray) -> np.ndarray:
@@ -552,7 +576,7 @@ def _elementwise(fn: Callable[[MatObject, np.ndarray], np.ndarray]) -> Fn:
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+    return expit(x)
 
 
 REFERENCE.update(
@@ -805,8 +829,11 @@ def resize3d(layer: MatObject, xs: list[Value]) -> list[Value]:
 @ref("nnet.cnn.layer.FlattenLayer")
 def flatten(layer: MatObject, xs: list[Value]) -> list[Value]:
     x = xs[0]
-    if x.fmt == "CB":
+    if x.fmt in ("CB", "CBT"):
         return [x]
+    if x.fmt == "SSCBT":  # per time step, column-major
+        a = x.data
+        return [Value(a.reshape((-1, a.shape[-2], a.shape[-1]), order="F"), "CBT")]
     nd = x.fmt.count("S")
     a = images(x, nd)
     return [Value(a.reshape(-1, a.shape[-1], order="F"), "CB")]  # column-major
@@ -969,3 +996,343 @@ def instance_norm(layer: MatObject, xs: list[Value]) -> list[Value]:
 )
 def output(layer: MatObject, xs: list[Value]) -> list[Value]:
     return [xs[0]]
+
+
+# --------------------------------------------------------------------------
+# sequences (MATLAB layout C×N×T)
+
+
+@ref("nnet.cnn.layer.SequenceInputLayer")
+def sequence_input(layer: MatObject, xs: list[Value]) -> list[Value]:
+    x = xs[0].data  # C×N×T
+    if np.size(field(layer, "InputSize")) > 1:  # image sequences S...×C×N×T
+        return [Value(x, "SSCBT")]
+    norm = field(layer, "Normalization")
+    if isinstance(norm, dict) and str(norm.get("Type", "none")) != "none":
+        c = x.shape[0]
+        y = _normalize(layer, x.reshape(c, -1), 0).reshape(
+            x.shape
+        )  # same stats every step
+        return [Value(y, "CBT")]
+    return [Value(x, "CBT")]
+
+
+def _gate(name: str) -> Callable[[np.ndarray], np.ndarray]:
+    if name == "hard-sigmoid":
+        return lambda v: np.clip(0.2 * v + 0.5, 0, 1)
+    return expit
+
+
+def _state_fn(name: str) -> Callable[[np.ndarray], np.ndarray]:
+    return {
+        "tanh": np.tanh,
+        "softsign": lambda v: v / (1 + np.abs(v)),
+        "relu": lambda v: np.maximum(v, 0),
+    }[name]
+
+
+def _stored_state(layer: MatObject, keys: tuple[str, str], size: int) -> np.ndarray:
+    for key in keys:
+        v = learn(layer, key)
+        if v is not None:
+            return v.reshape(-1)
+    return np.zeros(size)
+
+
+def _lstm_pass(x, W, R, b, h, c, reverse, gate, state):
+    H = R.shape[1]
+    steps = range(x.shape[2] - 1, -1, -1) if reverse else range(x.shape[2])
+    out = np.zeros((H, x.shape[1], x.shape[2]))
+    for t in steps:
+        z = W @ x[:, :, t] + R @ h + b[:, None]
+        i, f, g, o = (
+            gate(z[:H]),
+            gate(z[H : 2 * H]),
+            state(z[2 * H : 3 * H]),
+            gate(z[3 * H :]),
+        )
+        c = f * c + i * g
+        h = o * state(c)
+        out[:, :, t] = h
+    return out, h, c
+
+
+def _gru_pass(x, W, R, b, h, reverse, gate, state, mode):
+    H = R.shape[1]
+    steps = range(x.shape[2] - 1, -1, -1) if reverse else range(x.shape[2])
+    out = np.zeros((H, x.shape[1], x.shape[2]))
+    b_in, b_rec = b[: 3 * H], (b[3 * H :] if b.size == 6 * H else np.zeros(3 * H))
+    for t in steps:
+        wx = W @ x[:, :, t] + b_in[:, None]
+        rh = R @ h
+        r = gate(wx[:H] + rh[:H] + b_rec[:H, None])
+        z = gate(wx[H : 2 * H] + rh[H : 2 * H] + b_rec[H : 2 * H, None])
+        if mode == "before-multiplication":
+            cand = state(wx[2 * H :] + R[2 * H :] @ (r * h))
+        else:  # after-multiplication (+ recurrent bias when saved)
+            cand = state(wx[2 * H :] + r * (rh[2 * H :] + b_rec[2 * H :, None]))
+        h = (1 - z) * cand + z * h
+        out[:, :, t] = h
+    return out, h
+
+
+def _recurrent(
+    layer: MatObject, xs: list[Value], cell: bool, dirs: int, projected: bool = False
+) -> list[Value]:
+    x = xs[0].data
+    _, N, _ = x.shape
+    H = int(num(layer, "NumHiddenUnits"))
+    gates = 4 if cell else 3
+    W, R, b = (
+        learn(layer, "InputWeights"),
+        learn(layer, "RecurrentWeights"),
+        learn(layer, "Bias").reshape(-1),
+    )
+    if projected:  # act on the projected input / hidden state, as MATLAB defines it
+        P_in, P_out = learn(layer, "InputProjector"), learn(layer, "OutputProjector")
+        W, R = W @ P_in.T, R @ P_out.T
+    gate = _gate(text(layer, "GateActivationFunction", "sigmoid"))
+    state = _state_fn(text(layer, "StateActivationFunction", "tanh"))
+    has_inputs = field(layer, "HasStateInputs") is not None and bool(
+        np.ravel(field(layer, "HasStateInputs"))[0]
+    )
+    h0 = (
+        xs[1].data
+        if has_inputs
+        else np.repeat(
+            _stored_state(layer, ("HiddenState", "InitialHiddenState"), dirs * H)[
+                :, None
+            ],
+            N,
+            1,
+        )
+    )
+    c0 = None
+    if cell:
+        c0 = (
+            xs[2].data
+            if has_inputs
+            else np.repeat(
+                _stored_state(layer, ("CellState", "InitialCellState"), dirs * H)[
+                    :, None
+                ],
+                N,
+                1,
+            )
+        )
+    outs, finals_h, finals_c = [], [], []
+    for d in range(dirs):
+        rows = slice(d * gates * H, (d + 1) * gates * H)
+        hs = slice(d * H, (d + 1) * H)
+        bd = b[rows] if b.size == dirs * gates * H else b  # GRU 6H: one direction
+        if cell:
+            o, h, c = _lstm_pass(
+                x, W[rows], R[rows], bd, h0[hs], c0[hs], d == 1, gate, state
+            )
+            finals_c.append(c)
+        else:
+            mode = text(layer, "ResetGateMode", "after-multiplication")
+            o, h = _gru_pass(x, W[rows], R[rows], bd, h0[hs], d == 1, gate, state, mode)
+        outs.append(o)
+        finals_h.append(h)
+    seq = np.concatenate(outs, axis=0)
+    mode = text(layer, "OutputMode", "")
+    last = (
+        mode == "last"
+        if mode
+        else not bool(np.ravel(field(layer, "ReturnSequence", True))[0])
+    )
+    # 'last': the forward pass's last step and the backward pass's final state
+    y = Value(np.concatenate(finals_h, axis=0), "CB") if last else Value(seq, "CBT")
+    result = [y]
+    if field(layer, "HasStateOutputs") is not None and bool(
+        np.ravel(field(layer, "HasStateOutputs"))[0]
+    ):
+        result.append(Value(np.concatenate(finals_h, axis=0), "CB"))
+        if cell:
+            result.append(Value(np.concatenate(finals_c, axis=0), "CB"))
+    return result
+
+
+REFERENCE.update(
+    {
+        "nnet.cnn.layer.LSTMLayer": lambda L, xs: _recurrent(L, xs, True, 1),
+        "nnet.cnn.layer.BiLSTMLayer": lambda L, xs: _recurrent(L, xs, True, 2),
+        "nnet.cnn.layer.GRULayer": lambda L, xs: _recurrent(L, xs, False, 1),
+        "nnet.cnn.layer.BiGRULayer": lambda L, xs: _recurrent(L, xs, False, 2),
+        "nnet.cnn.layer.LSTMProjectedLayer": lambda L, xs: _recurrent(
+            L, xs, True, 1, True
+        ),
+        "nnet.cnn.layer.GRUProjectedLayer": lambda L, xs: _recurrent(
+            L, xs, False, 1, True
+        ),
+    }
+)
+
+
+def _time_padding(layer: MatObject, T: int, k: int, s: int, d: int) -> tuple[int, int]:
+    mode = text(layer, "PaddingMode", "manual")
+    if mode == "causal":
+        return (k - 1) * d, 0
+    if mode == "same":
+        total = max((math.ceil(T / s) - 1) * s + (k - 1) * d + 1 - T, 0)
+        return total // 2, total - total // 2
+    p = field(layer, "PaddingSize")
+    if p is None:
+        return 0, 0
+    p = np.broadcast_to(np.ravel(p), (2,))
+    return int(p[0]), int(p[1])
+
+
+def _over_time(
+    x: np.ndarray, k: int, s: int, d: int, pads: tuple[int, int], fill: float
+):
+    """Yield (offset, slab) with slab[:, :, t] = xpad[:, :, t*s + offset*d]."""
+    xp = np.pad(x, [(0, 0), (0, 0), pads], constant_values=fill)
+    T_out = (xp.shape[2] - ((k - 1) * d + 1)) // s + 1
+    for u in range(k):
+        yield u, xp[:, :, u * d : u * d + (T_out - 1) * s + 1 : s]
+
+
+@ref("nnet.cnn.layer.Convolution1DLayer")
+def conv1d(layer: MatObject, xs: list[Value]) -> list[Value]:
+    x = xs[0]
+    if x.fmt != "CBT":
+        raise NotImplementedError(x.fmt)
+    a = x.data
+    k = int(num(layer, "FilterSize"))
+    s, d = int(num(layer, "Stride", 1)), int(num(layer, "DilationFactor", 1))
+    C = a.shape[0]
+    F = int(num(layer, "NumFilters"))
+    W = full(learn(layer, "Weights"), (k, C, F))
+    y = None
+    for u, slab in _over_time(
+        a, k, s, d, _time_padding(layer, a.shape[2], k, s, d), 0.0
+    ):
+        term = np.einsum("cnt,cf->fnt", slab, W[u])
+        y = term if y is None else y + term
+    b = learn(layer, "Bias")
+    if b is not None:
+        y = y + b.reshape(-1)[:, None, None]
+    return [Value(y, "CBT")]
+
+
+def _pool1d(layer: MatObject, xs: list[Value], kind: str) -> list[Value]:
+    a = xs[0].data
+    k = int(num(layer, "PoolSize"))
+    s = int(num(layer, "Stride", 1))
+    pads = _time_padding(layer, a.shape[2], k, s, 1)
+    if kind == "max":
+        y = None
+        for _, slab in _over_time(a, k, s, 1, pads, -np.inf):
+            y = slab.copy() if y is None else np.maximum(y, slab)
+        return [Value(y, "CBT")]
+    total = sum(slab for _, slab in _over_time(a, k, s, 1, pads, 0.0))
+    if field(layer, "PaddingValue") == "mean":
+        ones = np.ones((1, 1, a.shape[2]))
+        count = sum(slab for _, slab in _over_time(ones, k, s, 1, pads, 0.0))
+        return [Value(total / count, "CBT")]
+    return [Value(total / k, "CBT")]
+
+
+REFERENCE.update(
+    {
+        "nnet.cnn.layer.MaxPooling1DLayer": lambda L, xs: _pool1d(L, xs, "max"),
+        "nnet.cnn.layer.AveragePooling1DLayer": lambda L, xs: _pool1d(L, xs, "avg"),
+        "nnet.cnn.layer.GlobalAveragePooling1DLayer": lambda L, xs: [
+            Value(xs[0].data.mean(axis=2), "CB")
+        ],
+        "nnet.cnn.layer.GlobalMaxPooling1DLayer": lambda L, xs: [
+            Value(xs[0].data.max(axis=2), "CB")
+        ],
+    }
+)
+
+
+@ref("nnet.cnn.layer.Indexing1DLayer")
+def indexing1d(layer: MatObject, xs: list[Value]) -> list[Value]:
+    x = xs[0]
+    position = -1 if text(layer, "Index", "first") == "last" else 0
+    if x.fmt == "CBT":
+        return [Value(x.data[:, :, position], "CB")]
+    return [Value(x.data[position], "CB")]  # SCB: along S
+
+
+@ref("nnet.cnn.layer.PositionEmbeddingLayer")
+def position_embedding(layer: MatObject, xs: list[Value]) -> list[Value]:
+    x = xs[0]
+    W = learn(layer, "Weights")  # OutputSize × MaxPosition: column p embeds position p
+    if x.fmt == "CBT":
+        T, N = x.data.shape[2], x.data.shape[1]
+        return [Value(np.repeat(W[:, None, :T], N, axis=1), "CBT")]
+    L, N = x.data.shape[0], x.data.shape[2]
+    return [Value(np.repeat(W[:, :L].T[:, :, None], N, axis=2), "SCB")]
+
+
+@ref("nnet.cnn.layer.WordEmbeddingLayer")
+def word_embedding(layer: MatObject, xs: list[Value]) -> list[Value]:
+    idx = xs[0].data[0].astype(int)  # N×T, 1-based
+    W = learn(layer, "Weights")  # Dimension × (NumWords + 1)
+    V = int(num(layer, "NumWords"))
+    idx = np.where((idx < 1) | (idx > V), V + 1, idx)
+    return [Value(np.moveaxis(W[:, idx - 1], 0, 0), "CBT")]
+
+
+@ref("nnet.cnn.layer.EmbeddingConcatenationLayer")
+def embedding_concatenation(layer: MatObject, xs: list[Value]) -> list[Value]:
+    x = xs[0].data
+    w = learn(layer, "Weights").reshape(-1)
+    first = np.repeat(w[:, None, None], x.shape[1], axis=1)
+    return [Value(np.concatenate([first, x], axis=2), "CBT")]
+
+
+@ref("nnet.cnn.layer.SequenceFoldingLayer")
+def sequence_folding(layer: MatObject, xs: list[Value]) -> list[Value]:
+    a = xs[0].data  # S...×C×N×T → S...×C×(N·T), observations fastest
+    folded = a.reshape((*a.shape[:-2], a.shape[-2] * a.shape[-1]), order="F")
+    return [Value(folded, "SSCB"), Value(np.array(a.shape[-2]), "size")]
+
+
+@ref("nnet.cnn.layer.SequenceUnfoldingLayer")
+def sequence_unfolding(layer: MatObject, xs: list[Value]) -> list[Value]:
+    a, n = xs[0].data, int(xs[1].data)
+    if xs[0].fmt == "SSCB":
+        a = images(xs[0])
+        return [Value(a.reshape((*a.shape[:-1], n, -1), order="F"), "SSCBT")]
+    return [Value(a.reshape((a.shape[0], n, -1), order="F"), "CBT")]
+
+
+@ref("nnet.cnn.layer.SelfAttentionLayer")
+def self_attention(layer: MatObject, xs: list[Value]) -> list[Value]:
+    x = xs[0].data  # C×N×T
+    heads = int(num(layer, "NumHeads"))
+    Wq, Wk, Wv, Wo = (
+        learn(layer, k)
+        for k in ("QueryWeights", "KeyWeights", "ValueWeights", "OutputWeights")
+    )
+    bq, bk, bv, bo = (
+        learn(layer, k).reshape(-1, 1)
+        for k in ("QueryBias", "KeyBias", "ValueBias", "OutputBias")
+    )
+    dk, dv = Wq.shape[0] // heads, Wv.shape[0] // heads
+    mask = field(layer, "AttentionMask", "none")
+    T = x.shape[2]
+    out = []
+    for n in range(x.shape[1]):
+        X = x[:, n, :]
+        Q, K, V = Wq @ X + bq, Wk @ X + bk, Wv @ X + bv
+        parts = []
+        for h in range(heads):
+            scores = (
+                K[h * dk : (h + 1) * dk].T @ Q[h * dk : (h + 1) * dk] / math.sqrt(dk)
+            )  # keys × queries
+            if isinstance(mask, str) and mask == "causal":
+                scores = np.where(
+                    np.arange(T)[:, None] > np.arange(T)[None, :], -np.inf, scores
+                )
+            elif not isinstance(mask, str):
+                scores = np.where(np.asarray(mask)[:T, :T] == 0, -np.inf, scores)
+            e = np.exp(scores - scores.max(axis=0, keepdims=True))
+            parts.append(V[h * dv : (h + 1) * dv] @ (e / e.sum(axis=0, keepdims=True)))
+        out.append(Wo @ np.concatenate(parts, axis=0) + bo)
+    return [Value(np.stack(out, axis=1), "CBT")]

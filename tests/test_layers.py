@@ -754,6 +754,258 @@ def _():
     )
 
 
+# ---- sequences -------------------------------------------------------------------------------
+
+
+def sq(*layers, channels=3):
+    return [M.sequence_input("in", channels), *layers], seq(channels)
+
+
+for name, kwargs in {
+    "lstm": {},
+    "lstm-last": {"last": True},
+    "lstm-legacy-return-sequence": {"last": True, "legacy": True},
+    "lstm-initial-state": {"h0": np.linspace(-1, 1, 5), "c0": np.linspace(1, -0.5, 5)},
+    "lstm-softsign": {"state": "softsign"},
+    "lstm-relu-hard-sigmoid": {"state": "relu", "gate": "hard-sigmoid"},
+    "lstm-projected": {"projector": (2, 3)},
+}.items():
+
+    def make(kwargs=kwargs):
+        cls = "LSTMProjected" if "projector" in kwargs else "LSTM"
+        return sq(M.recurrent(cls, "rnn", 3, 5, **kwargs))
+
+    case(f"seq-{name}")(make)
+
+
+for name, kwargs in {
+    "bilstm": {},
+    "bilstm-last": {"last": True},
+    "bilstm-initial-state-last": {
+        "last": True,
+        "h0": np.linspace(-1, 1, 8),
+        "c0": np.linspace(0.5, -1, 8),
+    },
+    "bilstm-hard-sigmoid": {"gate": "hard-sigmoid", "last": True},
+}.items():
+
+    def make(kwargs=kwargs):
+        return sq(M.recurrent("BiLSTM", "rnn", 3, 4, **kwargs))
+
+    case(f"seq-{name}")(make)
+
+
+for mode in (
+    "after-multiplication",
+    "before-multiplication",
+    "recurrent-bias-after-multiplication",
+):
+
+    def make(mode=mode):
+        return sq(M.recurrent("GRU", "rnn", 3, 4, reset=mode))
+
+    case(f"seq-gru-{mode}")(make)
+
+
+@case("seq-bigru-last")
+def _():
+    return sq(
+        M.recurrent("BiGRU", "rnn", 3, 4, reset="after-multiplication", last=True)
+    )
+
+
+for name, kwargs in {
+    "gru-last-initial": {
+        "last": True,
+        "h0": np.linspace(-0.5, 1, 4),
+        "reset": "after-multiplication",
+    },
+    "gru-softsign-hard": {
+        "state": "softsign",
+        "gate": "hard-sigmoid",
+        "reset": "after-multiplication",
+    },
+    "gru-projected": {"projector": (2, 2), "reset": "after-multiplication"},
+}.items():
+
+    def make(kwargs=kwargs):
+        cls = "GRUProjected" if "projector" in kwargs else "GRU"
+        return sq(M.recurrent(cls, "rnn", 3, 4, **kwargs))
+
+    case(f"seq-{name}")(make)
+
+
+@case("seq-stacked-fc-softmax")
+def _():
+    return sq(
+        M.recurrent("LSTM", "lstm1", 3, 6, seed=1),
+        M.dropout("drop", 0.2),
+        M.recurrent("BiLSTM", "lstm2", 6, 4, seed=2, last=True),
+        M.fully_connected("fc", w(3, 8), w(3, seed=1)),
+        M.softmax("sm"),
+        M.classification("out", ["a", "b", "c"]),
+    )
+
+
+@case("seq-to-seq-fc-softmax")
+def _():
+    return sq(
+        M.recurrent("GRU", "gru", 3, 5, reset="after-multiplication"),
+        M.fully_connected("fc", w(2, 5), w(2, seed=1)),
+        M.softmax("sm"),
+    )
+
+
+@case("seq-input-zscore")
+def _():
+    return [
+        M.sequence_input("in", 4, "zscore", Mean=stats(4, 1), Std=stats(4, 1, low=0.5))
+    ], seq(4)
+
+
+for name, kwargs in {
+    "causal": {"padding": "causal", "dilation": 2},
+    "same": {"padding": "same"},
+    "same-stride": {"padding": "same", "stride": 2},
+    "manual": {"padding": (1, 2)},
+}.items():
+
+    def make(kwargs=kwargs):
+        return sq(M.conv1d("conv", w(3, 3, 4), w(4, seed=1), **kwargs), M.relu("relu"))
+
+    case(f"seq-conv1d-{name}")(make)
+
+
+@case("seq-conv1d-norm-pool-gap")
+def _():
+    # the shape of chengab12's net: causal conv, layer norm (old: over C and T), pooling
+    return sq(
+        M.conv1d("conv1", w(3, 3, 4), w(4, seed=1), padding="causal"),
+        M.relu("relu1"),
+        M.layer_norm("ln1", 4),
+        M.conv1d("conv2", w(2, 4, 5, seed=2), w(5, seed=3), padding="same"),
+        M.batch_norm("bn", *(stats(5, seed=s, low=0.5) for s in (1, 2, 3, 4))),
+        M.pool1d("Max", "pool", 2, 2),
+        M.pool1d("Average", "apool", 2, 1, "same"),
+        M.global_pool1d("Average", "gap"),
+        M.fully_connected("fc", w(2, 5), w(2, seed=4)),
+    )
+
+
+@case("seq-conv1d-then-lstm-layernorm")
+def _():
+    return sq(
+        M.conv1d("conv", w(2, 3, 4), w(4, seed=1), padding="same"),
+        M.layer_norm("ln", 4, "auto"),
+        M.recurrent("LSTM", "lstm", 4, 3),
+        M.global_pool1d("Max", "gmp"),
+    )
+
+
+@case("seq-conv1d-residual")
+def _():
+    layers = [
+        M.sequence_input("in", 3),
+        M.conv1d("conv", w(3, 3, 3), w(3, seed=1), padding="same"),
+        M.addition("add"),
+        M.fully_connected("fc", w(2, 3), w(2, seed=2)),
+    ]
+    pairs = [("in", "conv"), ("conv", "add/in1"), ("in", "add/in2"), ("add", "fc")]
+    return Graph(layers, pairs, {"in": seq(3)})
+
+
+@case("seq-lstm-state-inputs-outputs")
+def _():
+    layers = [
+        M.sequence_input("in", 3),
+        M.feature_input("h", 4),
+        M.feature_input("c", 4),
+        M.recurrent("LSTM", "lstm", 3, 4, state_inputs=True, state_outputs=True),
+    ]
+    pairs = [("in", "lstm/in"), ("h", "lstm/hidden"), ("c", "lstm/cell")]
+    return Graph(
+        layers, pairs, {"in": seq(3), "h": (4,), "c": (4,)}, container="dlnetwork"
+    )
+
+
+@case("seq-transformer")
+def _():
+    # the shape of MathWorks' transformer example: embedding + attention + 'last'
+    layers = [
+        M.sequence_input("in", 3),
+        M.position_embedding("pos", 3, 16),
+        M.addition("add"),
+        M.self_attention("att1", 3, 3, 12, mask="causal"),
+        M.self_attention("att2", 3, 2, 8, value=6, out=5, seed=1),
+        M.indexing1d("last"),
+        M.fully_connected("fc", w(2, 5), w(2, seed=1)),
+    ]
+    pairs = [
+        ("in", "pos"),
+        ("in", "add/in1"),
+        ("pos", "add/in2"),
+        ("add", "att1"),
+        ("att1", "att2"),
+        ("att2", "last"),
+        ("last", "fc"),
+    ]
+    return Graph(layers, pairs, {"in": seq(3)})
+
+
+@case("seq-attention-custom-mask")
+def _():
+    mask = (np.random.default_rng(3).uniform(size=(10, 10)) > 0.4) | np.eye(
+        10, dtype=bool
+    )
+    return sq(M.self_attention("att", 3, 1, 4, mask=mask))
+
+
+@case("seq-attention-after-conv1d")
+def _():
+    return sq(
+        M.conv1d("conv", w(2, 3, 4), w(4, seed=1), padding="causal"),
+        M.self_attention("att", 4, 2, 4),
+        M.indexing1d("first", "first"),
+    )
+
+
+@case("seq-word-embedding")
+def _():
+    return [
+        M.sequence_input("in", 1),
+        M.word_embedding("emb", 4, 6),
+        M.recurrent("LSTM", "lstm", 4, 3, last=True),
+    ], ("words", 6)
+
+
+@case("seq-embedding-concatenation")
+def _():
+    return sq(M.embedding_concatenation("cls", 3), M.indexing1d("first", "first"))
+
+
+@case("seq-folding")
+def _():
+    layers = [
+        M.sequence_input("in", (5, 4, 2)),
+        M.sequence_folding("fold"),
+        M.conv2d("conv", w(3, 3, 2, 3), w(3, seed=1), padding="same"),
+        M.relu("relu"),
+        M.sequence_unfolding("unfold"),
+        M.flatten("flat"),
+        M.recurrent("LSTM", "lstm", 60, 4, last=True),
+    ]
+    pairs = [
+        ("in", "fold"),
+        ("fold/out", "conv"),
+        ("conv", "relu"),
+        ("relu", "unfold/in"),
+        ("fold/miniBatchSize", "unfold/miniBatchSize"),
+        ("unfold", "flat"),
+        ("flat", "lstm"),
+    ]
+    return Graph(layers, pairs, {"in": ("imgseq", 5, 4, 2)})
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -773,12 +1025,30 @@ def build(made):
     return {"net": M.series(layers)}, layers, None, {layers[0].get("Name"): size}
 
 
-def matlab_input(size: tuple[int, ...], n: int = 2, seed: int = 42) -> np.ndarray:
+STEPS = 7  # time steps of test sequences
+
+
+def seq(channels: int) -> tuple:
+    """Input size of a vector sequence input (C×N×T in MATLAB)."""
+    return ("seq", channels)
+
+
+def matlab_input(size: tuple, n: int = 2, seed: int = 42) -> np.ndarray:
+    if size[0] == "seq":
+        return rng(seed).standard_normal((size[1], n, STEPS)).astype(np.float32)
+    if size[0] == "words":  # 1-based word indices, some out of the vocabulary
+        return rng(seed).integers(0, size[1] + 3, (1, n, STEPS)).astype(np.float32)
+    if size[0] == "imgseq":
+        return rng(seed).standard_normal((*size[1:], n, STEPS)).astype(np.float32)
     return rng(seed).standard_normal((*size, n)).astype(np.float32)
 
 
-def to_torch_input(x: np.ndarray) -> np.ndarray:
-    """MATLAB S...×C×N → N×C×S..., C×N → N×C."""
+def to_torch_input(x: np.ndarray, sequence: bool = False) -> np.ndarray:
+    """MATLAB S...×C×N → N×C×S..., C×N → N×C, C×N×T → N×T×C."""
+    if sequence and x.ndim == 5:  # H×W×C×N×T → N×T×C×H×W
+        return x.transpose(3, 4, 2, 0, 1)
+    if sequence:
+        return x.transpose(1, 2, 0)
     if x.ndim == 2:
         return x.T
     return x.transpose(x.ndim - 1, x.ndim - 2, *range(x.ndim - 2))
@@ -794,7 +1064,9 @@ def test_layer_matches_reference(name: str, tmp_path) -> None:
     }
     model = import_generated(out).load_model()
     args = [
-        torch.from_numpy(np.ascontiguousarray(to_torch_input(xs[spec.layer])))
+        torch.from_numpy(
+            np.ascontiguousarray(to_torch_input(xs[spec.layer], spec.type.time))
+        )
         for spec in result.network.inputs
     ]
     with torch.no_grad():
@@ -873,3 +1145,15 @@ def test_output_names_pick_outputs_and_prune(tmp_path) -> None:
     y = import_generated(out).load_model()(torch.from_numpy(np.ascontiguousarray(x.T)))
     expected = R.run_layers(layers[:3], x)[-1]
     assert_parity(y.detach().numpy(), R.to_torch(expected), "OutputNames pruning")
+
+
+def test_sinusoidal_position_encoding_is_refused_precisely(tmp_path) -> None:
+    from codegen.diagnostics import ConversionError
+
+    layer = M.plain_layer("SinusoidalPositionEncodingLayer", "pe", OutputSize=M.d(4))
+    with pytest.raises(ConversionError) as info:
+        convert_records(tmp_path, {"net": M.series([M.sequence_input("in", 4), layer])})
+    assert (
+        "'pe' (nnet.cnn.layer.SinusoidalPositionEncodingLayer)" in info.value.render()
+    )
+    assert "positionEmbeddingLayer" in info.value.render()

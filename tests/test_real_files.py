@@ -22,8 +22,9 @@ from conftest import FIXTURES, assert_parity, require_fixtures
 from codegen.diagnostics import ConversionError
 from codegen.ir import ModuleNode, PaddedModule, WrappedModule
 from codegen.layers.pool import UnpoolingMaxPool
+from codegen.layers.recurrent import Recurrent
 from codegen.matfile import load_variables
-from codegen.pipeline import convert
+from codegen.pipeline import convert, example_steps
 
 RUNNER = Path(__file__).with_name("run_generated.py")
 # Largest input (values per observation) run at its declared size; bigger
@@ -76,9 +77,6 @@ REFUSED = {
         "'sum' is not a known function",
     ),
 }
-# Sequence networks are the subject of the sequence issue; until then they
-# must be refused with a message naming the sequence layers.
-SEQUENCE_LAYERS = ("SequenceInputLayer",)
 
 
 def manifest() -> list[dict]:
@@ -97,12 +95,16 @@ def networks() -> list[tuple[str, str]]:
     return seen
 
 
-def matlab_input(t, n: int, seed: int) -> np.ndarray:
+def matlab_input(t, n: int, seed: int, steps: int) -> np.ndarray:
     shape = (*t.spatial, t.channels, n) if t.spatial else (t.channels, n)
+    if t.time:
+        shape = (*shape, steps)
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
 
 
-def torch_layout(x: np.ndarray) -> np.ndarray:
+def torch_layout(x: np.ndarray, sequence: bool) -> np.ndarray:
+    if sequence:  # C×N×T → N×T×C
+        return np.ascontiguousarray(x.transpose(1, 2, 0))
     if x.ndim == 2:
         return np.ascontiguousarray(x.T)
     return np.ascontiguousarray(x.transpose(x.ndim - 1, x.ndim - 2, *range(x.ndim - 2)))
@@ -130,7 +132,7 @@ def run_isolated(model_dir: Path, inputs: list[np.ndarray], tmp: Path) -> dict:
 def comparable(node) -> bool:
     """Whether a layer's module output is exactly the MATLAB layer's output."""
     if not isinstance(node, ModuleNode) or isinstance(
-        node, (WrappedModule, UnpoolingMaxPool)
+        node, (WrappedModule, UnpoolingMaxPool, Recurrent)
     ):
         return False
     return not (isinstance(node, PaddedModule) and node.crop)
@@ -141,11 +143,6 @@ def test_real_network(file: str, var: str, tmp_path: Path) -> None:
     require_fixtures()
     path = FIXTURES / "real" / file
     refusal = REFUSED.get((file, var))
-    if refusal is None:
-        layers, pairs = R.matlab_graph(load_variables(path, [var])[var])
-        classes = {layer.classname.rsplit(".", 1)[-1] for layer in layers}
-        if classes & {c.rsplit(".", 1)[-1] for c in SEQUENCE_LAYERS}:
-            refusal = SEQUENCE_LAYERS
     if refusal:
         with pytest.raises(ConversionError) as info:
             convert(path, tmp_path / "out", var=var)
@@ -155,6 +152,7 @@ def test_real_network(file: str, var: str, tmp_path: Path) -> None:
         assert not (tmp_path / "out").exists(), "a refused conversion wrote files"
         return
 
+    layers, pairs = R.matlab_graph(load_variables(path, [var])[var])
     result = convert(path, tmp_path / "out", var=var)
     net = result.network
     types = [spec.type for spec in net.inputs]
@@ -165,13 +163,13 @@ def test_real_network(file: str, var: str, tmp_path: Path) -> None:
             for t in types
         ]
     n = 1 if max(np.prod(t.spatial or (1,)) for t in types) > 10_000 else 2
+    steps = {spec.layer: example_steps(net, spec) for spec in net.inputs}
     xs = {
-        spec.layer: matlab_input(t, n, seed=7 + i)
+        spec.layer: matlab_input(t, n, 7 + i, steps[spec.layer])
         for i, (spec, t) in enumerate(zip(net.inputs, types, strict=True))
     }
-    outputs = run_isolated(
-        tmp_path / "out", [torch_layout(xs[s.layer]) for s in net.inputs], tmp_path
-    )
+    args = [torch_layout(xs[s.layer], s.type.time) for s in net.inputs]
+    outputs = run_isolated(tmp_path / "out", args, tmp_path)
 
     if any("no trained weights" in note for note in result.notes):
         # MATLAB saved no weights: nothing to compare, but it must load and run.
@@ -191,6 +189,8 @@ def test_real_network(file: str, var: str, tmp_path: Path) -> None:
         key = f"layer:{node.ident}"
         if key in outputs and comparable(node):
             expected = R.to_torch(by_name[node.name][0])
+            if node.out_types[0].time_last:  # held as N×C×T inside the model
+                expected = expected.transpose(0, 2, 1)
             assert_parity(
                 outputs[key], expected, f"{file} layer {node.name!r}", rtol=1e-4
             )

@@ -20,6 +20,7 @@ from codegen.matfile import MatObject
 
 FAMILIES = (
     "activation",
+    "attention",
     "combine",
     "conv",
     "detection",
@@ -29,6 +30,8 @@ FAMILIES = (
     "norm",
     "output",
     "pool",
+    "recurrent",
+    "sequence",
     "spatial",
 )
 
@@ -210,6 +213,8 @@ def spatial_padding(
     """
     n = len(kernel)
     mode = layer.text("PaddingMode", "manual").lower()
+    if mode == "causal":  # 1-D only: everything on the left
+        return ((kernel[0] - 1) * dilation[0], 0), False
     if mode == "same":
         if any(s > 1 for s in stride):
             return (0,) * (2 * n), True
@@ -318,3 +323,23 @@ def supported_table() -> str:
     for name in sorted(registry(), key=lambda n: (FAMILY_OF[n], n)):
         rows.append(f"| `{name}` | {FAMILY_OF[name]} | {TORCH_OF[name]} |")
     return "\n".join(rows)
+
+
+def to_time_last(t: TensorType) -> str:
+    """The call that turns the generated code's sequence into N×C×T."""
+    return "" if t.time_last or not t.time else ".transpose(1, 2)"
+
+
+def to_time_first(t: TensorType) -> str:
+    """The call that turns the generated code's sequence into N×T×C."""
+    return ".transpose(1, 2)" if t.time_last else ""
+
+
+def common_layout(types: tuple[TensorType, ...]) -> tuple[tuple[str, ...], bool]:
+    """Calls that bring several sequences into one layout, and whether it is N×C×T.
+
+    All N×C×T stay so; a mix goes to N×T×C.
+    """
+    if all(t.time_last for t in types) or not any(t.time_last for t in types):
+        return ("",) * len(types), bool(types) and types[0].time_last
+    return tuple(to_time_first(t) for t in types), False

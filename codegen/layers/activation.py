@@ -69,9 +69,9 @@ def gelu(layer: Layer) -> Elementwise:
 
 @register("nnet.cnn.layer.SoftmaxLayer", torch="nn.Softmax over channels")
 def softmax(layer: Layer) -> Elementwise:
-    t = layer.in_type
-    dim = -1 if t.format == "CT" else (2 if t.time else 1)
-    return _node(layer, Call("nn.Softmax", kwargs=(("dim", dim),)))
+    return _node(
+        layer, Call("nn.Softmax", kwargs=(("dim", layer.in_type.channel_dim),))
+    )
 
 
 @register("nnet.cnn.layer.DropoutLayer", torch="nn.Dropout (identity in eval)")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
 from codegen.ir import Node, TensorType
-from codegen.layers import Layer, LayerError, register
+from codegen.layers import Layer, LayerError, common_layout, register
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -14,6 +15,15 @@ class Combine(Node):
     template: ClassVar[str] = "combine"
     op: str  # "+", "*" or "cat"
     dim: int = 1
+    pres: tuple[str, ...] = ()  # per input: re-layout of mixed sequences
+
+
+def _combine(layer: Layer, op: str, out: TensorType, dim: int = 1) -> Combine:
+    pres, time_last = common_layout(layer.in_types)
+    out = dataclasses.replace(out, time_last=time_last)
+    if op == "cat" and out.time:
+        dim = out.torch_dim(dim)
+    return Combine(**layer.common(), op=op, dim=dim, pres=pres, out_types=(out,))
 
 
 def _broadcast(layer: Layer) -> TensorType:
@@ -49,13 +59,13 @@ def _inputs(layer: Layer) -> None:
 @register("nnet.cnn.layer.AdditionLayer", torch="a + b + ...")
 def addition(layer: Layer) -> Combine:
     _inputs(layer)
-    return Combine(**layer.common(), op="+", out_types=(_broadcast(layer),))
+    return _combine(layer, "+", _broadcast(layer))
 
 
 @register("nnet.cnn.layer.MultiplicationLayer", torch="a * b * ...")
 def multiplication(layer: Layer) -> Combine:
     _inputs(layer)
-    return Combine(**layer.common(), op="*", out_types=(_broadcast(layer),))
+    return _combine(layer, "*", _broadcast(layer))
 
 
 def _concatenate(layer: Layer, matlab_dim: int) -> Combine:
@@ -95,8 +105,9 @@ def _concatenate(layer: Layer, matlab_dim: int) -> Combine:
     out = TensorType(
         spatial=tuple(out_sizes[:-1]), channels=out_sizes[-1], time=first.time
     )
-    dim = first.torch_dim(matlab_dim)
-    return Combine(**layer.common(), op="cat", dim=dim, out_types=(out,))
+    if first.time:  # the torch axis depends on the layout the inputs end up in
+        return _combine(layer, "cat", out, matlab_dim)
+    return _combine(layer, "cat", out, first.torch_dim(matlab_dim))
 
 
 @register("nnet.cnn.layer.DepthConcatenationLayer", torch="torch.cat(..., dim=1)")

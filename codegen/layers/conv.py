@@ -20,6 +20,7 @@ from codegen.layers import (
     register,
     spatial_padding,
     symmetric_padding,
+    to_time_last,
 )
 
 KIND = {1: "1-D", 2: "2-D", 3: "3-D"}
@@ -56,8 +57,13 @@ def _convolution(
     groups: int,
     out_c: int,
     weight: np.ndarray | None,
+    over_time: bool = False,
 ) -> PaddedModule:
-    """The module call and padding shared by every convolution kind."""
+    """The module call and padding shared by every convolution kind.
+
+    ``over_time``: a 1-D convolution along a sequence's time axis; it runs on
+    N×C×T and its result stays in that layout.
+    """
     t = layer.in_type
     kernel = layer.integers("FilterSize", nd)
     stride = layer.integers("Stride", nd, 1)
@@ -86,14 +92,19 @@ def _convolution(
         kwargs.append(("groups", groups))
     if weight is not None and "bias" not in params:
         kwargs.append(("bias", False))
-    spatial = output_spatial(t.spatial, kernel, stride, dilation, pads, dynamic)
+    if over_time:
+        out = TensorType(channels=out_c, time=True, time_last=True)
+    else:
+        spatial = output_spatial(t.spatial, kernel, stride, dilation, pads, dynamic)
+        out = TensorType(spatial=spatial, channels=out_c)
     return PaddedModule(
         **layer.common(),
         module=Call(f"nn.Conv{nd}d", (t.channels, out_c), tuple(kwargs)),
         params=params,
         pad=pad,
+        pre=to_time_last(t) if over_time else "",
         helpers=pad_helpers(pad),
-        out_types=(TensorType(spatial=spatial, channels=out_c),),
+        out_types=(out,),
     )
 
 
@@ -277,3 +288,31 @@ def _transposed_cropping(
         else (0,) * n
     )
     return before, after, tuple(abs(o) for o in offset)
+
+
+@register(
+    "nnet.cnn.layer.Convolution1DLayer",
+    torch="nn.Conv1d over time (N×C×T) or over a 1-D image (+ causal/same padding)",
+)
+def conv1d(layer: Layer) -> PaddedModule:
+    t = layer.in_type
+    if t.format not in ("CT", "SC"):
+        raise LayerError(
+            f"it expects sequences or 1-D images but receives {t.format} data."
+        )
+    filters = int(layer.number("NumFilters", 0))
+    weights = layer.learnable("Weights")
+    kernel = layer.integers("FilterSize", 1)
+    weight = None
+    if weights is not None:
+        if not filters:
+            filters = weights.size // (kernel[0] * t.channels)
+        # MATLAB K×C×F → PyTorch F×C×K
+        weight = mat_reshape(
+            weights, (kernel[0], t.channels, filters), "Weights"
+        ).transpose(2, 1, 0)
+    if not filters:
+        raise LayerError("its NumFilters is unknown and it has no weights.")
+    return _convolution(
+        layer, 1, groups=1, out_c=filters, weight=weight, over_time=t.format == "CT"
+    )

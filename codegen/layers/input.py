@@ -9,6 +9,7 @@ layout.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -28,6 +29,7 @@ class Input(Node):
     # Legacy full-size AverageImage: MATLAB subtracts its per-channel mean
     # from inputs of another size.
     per_channel_fallback: bool = False
+    min_length: int = 1  # sequences: MATLAB's MinLength
 
     def state(self) -> dict[str, np.ndarray]:
         return {f"{self.ident}_{k}": v for k, v in self.stats.items()}
@@ -72,6 +74,25 @@ def input_layer(layer: Layer) -> Input:
     if t.format not in ("SSC", "SSSC", "C", "CT", "SC"):
         raise LayerError(f"inputs of format {fmt} are not supported.")
     return Input(**layer.common(), out_types=(t,))
+
+
+@register(
+    "nnet.cnn.layer.SequenceInputLayer",
+    torch="N×T×C input (batch first); normalization buffers in forward",
+)
+def sequence_input(layer: Layer) -> Input:
+    size = np.asarray(layer.raw("InputSize"), dtype=np.float64).ravel()
+    if np.isnan(size).any():
+        raise LayerError("its InputSize is not fixed (NaN).")
+    dims = [int(v) for v in size]
+    t = TensorType(spatial=tuple(dims[:-1]), channels=dims[-1], time=True)
+    node = _input(layer, t)
+    min_length = int(layer.number("MinLength", 1))
+    node = dataclasses.replace(node, min_length=min_length)
+    if min_length > 1:
+        note = f"MATLAB required sequences of at least {min_length} time steps here."
+        node = dataclasses.replace(node, notes=(note,))
+    return node
 
 
 @register("nnet.cnn.layer.FeatureInputLayer", torch="normalization buffers in forward")
@@ -192,4 +213,5 @@ def _broadcastable(arr: np.ndarray, t: TensorType, key: str) -> np.ndarray:
         )
     a = mat_reshape(arr, shape, key)
     n = len(t.spatial)
-    return a.transpose(n, *range(n))[None]
+    out = a.transpose(n, *range(n))[None]
+    return out[None] if t.time else out  # N×T×C×S... for image sequences

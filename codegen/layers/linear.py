@@ -14,13 +14,14 @@ from typing import ClassVar
 import numpy as np
 
 from codegen.ir import Call, ModuleNode, TensorType
-from codegen.layers import Layer, LayerError, mat_reshape, register
+from codegen.layers import Layer, LayerError, mat_reshape, register, to_time_first
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
 class Linear(ModuleNode):
     template: ClassVar[str] = "linear"
     flatten: bool = False
+    pre: str = ""  # N×C×T sequences go back to N×T×C first
 
 
 @register(
@@ -29,6 +30,10 @@ class Linear(ModuleNode):
 )
 def fully_connected(layer: Layer) -> Linear:
     t = layer.in_type
+    if t.time and t.spatial:
+        raise LayerError(
+            "fully connected layers on image sequences are not supported yet."
+        )
     spatial = t.spatial
     in_features = math.prod(spatial) * t.channels
     out = _output_size(layer)
@@ -49,6 +54,7 @@ def fully_connected(layer: Layer) -> Linear:
         module=Call("nn.Linear", (in_features, out), kwargs),
         params=params,
         flatten=bool(spatial),
+        pre=to_time_first(t),
         out_types=(TensorType(channels=out, time=t.time),),
     )
 

@@ -7,6 +7,8 @@ per-channel affine parameters rather than LayerNorm over [C, H, W].
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from codegen.ir import Call, ModuleNode, WrappedModule
@@ -33,16 +35,21 @@ def _eps(layer: Layer) -> tuple[tuple[str, object], ...]:
 def _node(
     layer: Layer, call: Call, params: dict, *, sequence_channels_first: bool
 ) -> ModuleNode:
-    """Wrap the module in transposes when it needs N×C×T but gets N×T×C."""
+    """Wrap the module in transposes when the sequence layout is not its own.
+
+    ``sequence_channels_first``: the module wants N×C×T (BatchNorm1d,
+    GroupNorm) rather than N×T×C (LayerNorm over C).
+    """
     t = layer.in_type
-    if t.format == "CT" and sequence_channels_first:
+    if t.format == "CT" and t.time_last == sequence_channels_first:
+        return ModuleNode(**layer.common(), module=call, params=params, out_types=(t,))
+    if t.format == "CT":  # switch layout and stay there: no transpose back
         return WrappedModule(
             **layer.common(),
             module=call,
             params=params,
             pre=TO_CHANNELS_FIRST,
-            post=TO_CHANNELS_FIRST,
-            out_types=(t,),
+            out_types=(dataclasses.replace(t, time_last=sequence_channels_first),),
         )
     if t.time:
         raise LayerError(f"normalizing {t.format} sequences is not supported yet.")
@@ -114,7 +121,9 @@ def layer_norm(layer: Layer) -> ModuleNode:
     )
     if over_c_only:
         call = Call("nn.LayerNorm", (c,), _eps(layer))
-        if t.format in ("C", "CT"):
+        if t.format == "CT":
+            return _node(layer, call, params, sequence_channels_first=False)
+        if t.format == "C":
             return ModuleNode(
                 **layer.common(), module=call, params=params, out_types=(t,)
             )

@@ -73,10 +73,12 @@ def classification(layer: Layer) -> Output:
     "nnet.cnn.layer.RegressionOutputLayer", torch="none: loss named in the docstring"
 )
 def regression(layer: Layer) -> Output:
+    per_step = layer.in_type.time
+    divisor = "(y.shape[0] * y.shape[1])" if per_step else "y.shape[0]"
     loss = (
-        "MATLAB trained this output with half-mean-squared-error: "
-        "0.5 * ((y - t) ** 2) summed over each observation's responses and "
-        "averaged over the batch; nn.MSELoss differs from it by a factor of "
-        "2 / (number of responses)."
+        "MATLAB trained this output with half-mean-squared-error: half the squared "
+        "error summed over each observation's responses"
+        f"{', averaged over time steps,' if per_step else ''} and averaged over the "
+        f"batch, i.e. 0.5 * F.mse_loss(y, t, reduction='sum') / {divisor}."
     )
     return Output(**layer.common(), loss=loss, out_types=layer.in_types)

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from codegen.ir import Call, ModuleNode, Pad, PaddedModule, TensorType
+from codegen.ir import Call, ModuleNode, Node, Pad, PaddedModule, TensorType
 from codegen.layers import (
     Layer,
     LayerError,
@@ -24,6 +24,7 @@ from codegen.layers import (
     register,
     spatial_padding,
     symmetric_padding,
+    to_time_last,
 )
 from codegen.layers.conv import expect_images
 
@@ -52,20 +53,31 @@ def _foldable(pads: tuple[int, ...], kernel: tuple[int, ...]) -> bool:
     return symmetric_padding(pads) and all(pads[i] <= kernel[i] // 2 for i in range(n))
 
 
+def _pool_input(layer: Layer, nd: int) -> tuple[TensorType, bool]:
+    """The input type, and whether a 1-D pool runs along a sequence's time."""
+    t = layer.in_type
+    if nd == 1 and t.format == "CT":
+        return t, True
+    return expect_images(layer, nd), False
+
+
 def _pooled(
     t: TensorType,
+    over_time: bool,
     kernel: tuple[int, ...],
     stride: tuple[int, ...],
     pads: tuple[int, ...],
     dynamic: bool,
 ) -> TensorType:
+    if over_time:  # a sequence's length is only known at run time
+        return TensorType(channels=t.channels, time=True, time_last=True)
     dil = (1,) * len(kernel)
     spatial = output_spatial(t.spatial, kernel, stride, dil, pads, dynamic)
     return TensorType(spatial=spatial, channels=t.channels)
 
 
 def _max_pool(layer: Layer, nd: int) -> ModuleNode:
-    t = expect_images(layer, nd)
+    t, over_time = _pool_input(layer, nd)
     kernel, stride = _window(layer, nd)
     pads, dynamic = spatial_padding(layer, kernel, stride, (1,) * nd)
     kwargs: list[tuple[str, object]] = [("stride", collapse(stride))]
@@ -74,12 +86,12 @@ def _max_pool(layer: Layer, nd: int) -> ModuleNode:
         pad = make_pad(pads, dynamic, kernel, stride, (1,) * nd, "constant", -math.inf)
     elif any(pads):
         kwargs.append(("padding", collapse(pads[:nd])))
-    out = _pooled(t, kernel, stride, pads, dynamic)
+    out = _pooled(t, over_time, kernel, stride, pads, dynamic)
     if layer.flag("HasUnpoolingOutputs"):
-        if pad.needed:
+        if pad.needed or over_time:
             raise LayerError(
-                "max pooling with unpooling outputs and asymmetric or 'same' padding "
-                "is not supported (PyTorch's indices would refer to the padded input)."
+                "max pooling with unpooling outputs is supported for images with "
+                "symmetric padding only (PyTorch's indices refer to the unpadded input)."
             )
         call = Call(
             f"nn.MaxPool{nd}d", (collapse(kernel),), (*kwargs, ("return_indices", True))
@@ -94,6 +106,7 @@ def _max_pool(layer: Layer, nd: int) -> ModuleNode:
         **layer.common(),
         module=Call(f"nn.MaxPool{nd}d", (collapse(kernel),), tuple(kwargs)),
         pad=pad,
+        pre=to_time_last(t) if over_time else "",
         helpers=("same_padding",) if dynamic else (),
         out_types=(out,),
     )
@@ -110,7 +123,7 @@ def max_pool3d(layer: Layer) -> ModuleNode:
 
 
 def _avg_pool(layer: Layer, nd: int) -> PaddedModule:
-    t = expect_images(layer, nd)
+    t, over_time = _pool_input(layer, nd)
     kernel, stride = _window(layer, nd)
     pads, dynamic = spatial_padding(layer, kernel, stride, (1,) * nd)
     value = layer.raw("PaddingValue", 0.0)
@@ -119,18 +132,23 @@ def _avg_pool(layer: Layer, nd: int) -> PaddedModule:
         raise LayerError(f"PaddingValue '{value}' is not known.")
     if not exclude and float(np.asarray(value).ravel()[0]) != 0.0:
         raise LayerError("a non-zero average pooling PaddingValue is not supported.")
-    out_type = _pooled(t, kernel, stride, pads, dynamic)
+    out_type = _pooled(t, over_time, kernel, stride, pads, dynamic)
+    pre = to_time_last(t) if over_time else ""
     kwargs: list[tuple[str, object]] = [("stride", collapse(stride))]
     cls = f"nn.AvgPool{nd}d"
     if not any(pads) and not dynamic:
         call = Call(cls, (collapse(kernel),), tuple(kwargs))
-        return PaddedModule(**layer.common(), module=call, out_types=(out_type,))
+        return PaddedModule(
+            **layer.common(), module=call, pre=pre, out_types=(out_type,)
+        )
     if not dynamic and _foldable(pads, kernel):
         kwargs.append(("padding", collapse(pads[:nd])))
         if exclude:
             kwargs.append(("count_include_pad", False))
         call = Call(cls, (collapse(kernel),), tuple(kwargs))
-        return PaddedModule(**layer.common(), module=call, out_types=(out_type,))
+        return PaddedModule(
+            **layer.common(), module=call, pre=pre, out_types=(out_type,)
+        )
     pad = make_pad(pads, dynamic, kernel, stride, (1,) * nd)
     if exclude:
         if nd != 2:
@@ -145,6 +163,7 @@ def _avg_pool(layer: Layer, nd: int) -> PaddedModule:
             module=Call(
                 "AvgPoolMeanPad2d", (collapse(kernel),), (*kwargs, ("padding", padding))
             ),
+            pre=pre,
             helpers=("avg_pool_mean_pad", *(("same_padding",) if dynamic else ())),
             out_types=(out_type,),
         )
@@ -152,6 +171,7 @@ def _avg_pool(layer: Layer, nd: int) -> PaddedModule:
         **layer.common(),
         module=Call(cls, (collapse(kernel),), tuple(kwargs)),
         pad=pad,
+        pre=pre,
         helpers=("same_padding",) if dynamic else (),
         out_types=(out_type,),
     )
@@ -163,6 +183,18 @@ def _avg_pool(layer: Layer, nd: int) -> PaddedModule:
 )
 def avg_pool2d(layer: Layer) -> PaddedModule:
     return _avg_pool(layer, 2)
+
+
+@register("nnet.cnn.layer.MaxPooling1DLayer", torch="nn.MaxPool1d (over time: N×C×T)")
+def max_pool1d(layer: Layer) -> ModuleNode:
+    return _max_pool(layer, 1)
+
+
+@register(
+    "nnet.cnn.layer.AveragePooling1DLayer", torch="nn.AvgPool1d (over time: N×C×T)"
+)
+def avg_pool1d(layer: Layer) -> PaddedModule:
+    return _avg_pool(layer, 1)
 
 
 @register("nnet.cnn.layer.AveragePooling3DLayer", torch="nn.AvgPool3d")
@@ -197,6 +229,40 @@ def global_avg_pool3d(layer: Layer) -> ModuleNode:
 @register("nnet.cnn.layer.GlobalMaxPooling3DLayer", torch="nn.AdaptiveMaxPool3d(1)")
 def global_max_pool3d(layer: Layer) -> ModuleNode:
     return _global(layer, 3, "Max")
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class Reduce(Node):
+    """Global pooling over a sequence's time (or a 1-D image's length)."""
+
+    template: ClassVar[str] = "reduce"
+    op: str  # "mean" or "amax"
+    dim: int
+    keepdim: bool = False
+
+
+def _global1d(layer: Layer, op: str) -> Reduce:
+    t = layer.in_type
+    if t.format == "CT":
+        dim = 2 if t.time_last else 1
+        out = TensorType(channels=t.channels)
+        return Reduce(**layer.common(), op=op, dim=dim, out_types=(out,))
+    if t.format == "SC":
+        out = TensorType(spatial=(1,), channels=t.channels)
+        return Reduce(**layer.common(), op=op, dim=2, keepdim=True, out_types=(out,))
+    raise LayerError(
+        f"it expects sequences or 1-D images but receives {t.format} data."
+    )
+
+
+@register("nnet.cnn.layer.GlobalAveragePooling1DLayer", torch="x.mean over time")
+def global_avg_pool1d(layer: Layer) -> Reduce:
+    return _global1d(layer, "mean")
+
+
+@register("nnet.cnn.layer.GlobalMaxPooling1DLayer", torch="x.amax over time")
+def global_max_pool1d(layer: Layer) -> Reduce:
+    return _global1d(layer, "amax")
 
 
 @register(

@@ -147,14 +147,29 @@ class Flatten(Node):
 
     template: ClassVar[str] = "flatten"
     order: tuple[int, ...] = ()  # permutation before torch.flatten; () = none
+    start: int = 1  # first dimension flattened (2 for sequences)
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class Passthrough(Node):
+    """A layer that does nothing to this input (flattening a vector sequence)."""
+
+    template: ClassVar[str] = "output"
+    elide: ClassVar[bool] = True
 
 
 @register("nnet.cnn.layer.FlattenLayer", torch="torch.flatten in MATLAB's order")
-def flatten(layer: Layer) -> Flatten:
+def flatten(layer: Layer) -> Node:
     t = layer.in_type
-    if t.time:
-        raise LayerError("flattening sequences is not supported yet.")
     n = len(t.spatial)
+    if not n:  # C or C×T already
+        return Passthrough(**layer.common(), out_types=(t,))
+    size = t.channels * math.prod(t.spatial)
+    if t.time:  # per time step: N×T×C×S... → N×T×(C·S...)
+        order = (0, 1, 2, *range(n + 2, 2, -1))
+        out = TensorType(channels=size, time=True)
+        return Flatten(**layer.common(), order=order, start=2, out_types=(out,))
     order = (0, 1, *range(n + 1, 1, -1)) if n > 1 else ()
-    out = TensorType(channels=t.channels * math.prod(t.spatial))
-    return Flatten(**layer.common(), order=order if n else (), out_types=(out,))
+    return Flatten(
+        **layer.common(), order=order, out_types=(TensorType(channels=size),)
+    )

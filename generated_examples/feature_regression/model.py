@@ -9,9 +9,9 @@ normalization runs inside forward(); pass normalize_input=False for data that is
 already normalized.
 
 Output (MATLAB layer 'regressionoutput'): N×C, shape (N, 2). MATLAB trained this
-output with half-mean-squared-error: 0.5 * ((y - t) ** 2) summed over each
-observation's responses and averaged over the batch; nn.MSELoss differs from it
-by a factor of 2 / (number of responses).
+output with half-mean-squared-error: half the squared error summed over each
+observation's responses and averaged over the batch, i.e. 0.5 * F.mse_loss(y, t,
+reduction='sum') / y.shape[0].
 """
 
 from __future__ import annotations

@@ -56,8 +56,8 @@ class Net(nn.Module):
         super().__init__()
         self.normalize_input = normalize_input
         # MATLAB: 'input' (ImageInputLayer)
-        self.register_buffer("input_mean", torch.zeros(1, 3, 1, 1))
-        self.register_buffer("input_std", torch.zeros(1, 3, 1, 1))
+        self.register_buffer("input__mean", torch.zeros(1, 3, 1, 1))
+        self.register_buffer("input__std", torch.zeros(1, 3, 1, 1))
         # MATLAB: 'stem_conv' (Convolution2DLayer)
         self.stem_conv = nn.Conv2d(3, 8, kernel_size=3, padding=1)
         # MATLAB: 'stem_bn' (BatchNormalizationLayer)
@@ -99,7 +99,7 @@ class Net(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.normalize_input:
-            x = (x - self.input_mean) / self.input_std
+            x = (x - self.input__mean) / self.input__std
         x = self.stem_conv(x)
         x = self.stem_bn(x)
         x = self.stem_relu(x)

@@ -53,8 +53,8 @@ class Net(nn.Module):
         super().__init__()
         self.normalize_input = normalize_input
         # MATLAB: 'input' (ImageInputLayer)
-        self.register_buffer("input_min", torch.zeros(1, 3, 1, 1))
-        self.register_buffer("input_max", torch.zeros(1, 3, 1, 1))
+        self.register_buffer("input__min", torch.zeros(1, 3, 1, 1))
+        self.register_buffer("input__max", torch.zeros(1, 3, 1, 1))
         # MATLAB: 'enc_conv' (Convolution2DLayer)
         self.enc_conv = nn.Conv2d(3, 8, kernel_size=3)
         # MATLAB: 'enc_relu' (ReLULayer)
@@ -76,7 +76,7 @@ class Net(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.normalize_input:
-            x = (x - self.input_min) / (self.input_max - self.input_min)
+            x = (x - self.input__min) / (self.input__max - self.input__min)
             x = x * 2.0 - 1.0
         x = self.enc_conv(pad_symmetric(x, (1, 1, 1, 1)))
         x = self.enc_relu(x)

@@ -1,0 +1,101 @@
+"""selfAttentionLayer as a small module written into model.py.
+
+Heads own contiguous blocks of the key/value channels, scores are scaled by
+1/sqrt(key channels per head) and normalized over the keys, as in MATLAB
+(and in PyTorch's scaled_dot_product_attention).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from codegen.ir import Call, ModuleNode, TensorType
+from codegen.layers import Layer, LayerError, mat_reshape, register, to_time_first
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class Attention(ModuleNode):
+    template: ClassVar[str] = "wrapped"
+    pre: str = ""
+    post: str = ""
+
+
+def _size(layer: Layer, key: str, default: int) -> int:
+    value = layer.raw(key)
+    return (
+        default if value is None or isinstance(value, str) else int(layer.number(key))
+    )
+
+
+@register(
+    "nnet.cnn.layer.SelfAttentionLayer",
+    torch="SelfAttention helper (Linear projections + scaled_dot_product_attention)",
+)
+def self_attention(layer: Layer) -> Attention:
+    t = layer.in_type
+    if t.format != "CT":
+        raise LayerError(
+            f"it attends over time steps; {t.format} data is not supported."
+        )
+    if layer.flag("HasPaddingMaskInput"):
+        raise LayerError(
+            "it takes a padding mask input, which is not supported.",
+            hint="Run unpadded sequences one at a time instead.",
+        )
+    if layer.flag("HasScoresOutput"):
+        raise LayerError("its attention-scores output is not supported.")
+    c = t.channels
+    heads = int(layer.number("NumHeads"))
+    key = _size(layer, "NumKeyChannels", c)
+    value = _size(layer, "NumValueChannels", key)
+    out = _size(layer, "OutputSize", c)
+    if key % heads or value % heads:
+        raise LayerError(
+            f"{key} key / {value} value channels do not split into {heads} heads."
+        )
+    kwargs: list[tuple[str, object]] = [("num_heads", heads)]
+    if key != c:
+        kwargs.append(("key_channels", key))
+    if value != key:
+        kwargs.append(("value_channels", value))
+    if out != c:
+        kwargs.append(("output_size", out))
+    params: dict[str, np.ndarray] = {}
+    mask = layer.raw("AttentionMask", "none")
+    if isinstance(mask, str):
+        if mask.lower() == "causal":
+            kwargs.append(("causal", True))
+        elif mask.lower() != "none":
+            raise LayerError(f"its AttentionMask '{mask}' is not known.")
+    else:
+        # MATLAB: keys × queries, 1 = may attend; PyTorch: queries × keys, True = may attend
+        allowed = np.asarray(mask).astype(bool)
+        if allowed.ndim != 2:
+            raise LayerError("per-observation attention masks are not supported.")
+        params["mask"] = allowed.T.copy()
+        kwargs.append(("mask_size", tuple(int(s) for s in allowed.T.shape)))
+    shapes = {
+        "query": ("QueryWeights", "QueryBias", key, c),
+        "key": ("KeyWeights", "KeyBias", key, c),
+        "value": ("ValueWeights", "ValueBias", value, c),
+        "output": ("OutputWeights", "OutputBias", out, value),
+    }
+    for name, (w_key, b_key, rows, cols) in shapes.items():
+        w, b = layer.learnable(w_key), layer.learnable(b_key)
+        if w is None or b is None:
+            continue
+        params[f"{name}.weight"] = mat_reshape(w, (rows, cols), w_key)
+        params[f"{name}.bias"] = mat_reshape(b, (rows,), b_key)
+    steps = int(params["mask"].shape[0]) if "mask" in params else 0
+    return Attention(
+        **layer.common(),
+        max_steps=steps,
+        module=Call("SelfAttention", (c,), tuple(kwargs)),
+        params=params,
+        pre=to_time_first(t),
+        helpers=("self_attention",),
+        out_types=(TensorType(channels=out, time=True),),
+    )
