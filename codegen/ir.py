@@ -211,6 +211,14 @@ class ModuleNode(Node):
     def state(self) -> dict[str, np.ndarray]:
         return {f"{self.ident}.{k}": v for k, v in self.params.items()}
 
+    def hookable(self) -> bool:
+        """Whether the module's output is the MATLAB layer's output.
+
+        Those modules are listed in the generated LAYER_OUTPUTS, so
+        ``activations()`` can return them by MATLAB name.
+        """
+        return True
+
 
 @dataclass(frozen=True, kw_only=True, eq=False)
 class PaddedModule(ModuleNode):
@@ -225,6 +233,9 @@ class PaddedModule(ModuleNode):
     crop: tuple[int, ...] = ()
     pre: str = ""  # re-layout of the input, e.g. ".transpose(1, 2)"
 
+    def hookable(self) -> bool:
+        return not self.crop
+
 
 @dataclass(frozen=True, kw_only=True, eq=False)
 class WrappedModule(ModuleNode):
@@ -237,6 +248,9 @@ class WrappedModule(ModuleNode):
     template: ClassVar[str] = "wrapped"
     pre: str = ""
     post: str = ""
+
+    def hookable(self) -> bool:
+        return not self.post
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -43,7 +43,8 @@ HELPER_NAMES = frozenset("""
 # Names the generated file itself defines or imports.
 FILE_NAMES = HELPER_NAMES | frozenset("""
     torch nn F math Path self x super CLASSES CLASS_WEIGHTS WEIGHTS_FILE
-    ANCHOR_BOXES load_model from_matlab normalize_input annotations
+    ANCHOR_BOXES LAYER_OUTPUTS CHANNELS_FIRST load_model from_matlab
+    normalize_input annotations activations
     """.split())
 
 # Python's built-in functions and types (3.10-3.13): a forward() variable

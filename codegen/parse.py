@@ -4,6 +4,7 @@ topological order, so every handler knows the types flowing into it."""
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass, field
 
 from codegen.diagnostics import ConversionError, Diagnostic, error
 from codegen.graph import LayerGraph
@@ -18,14 +19,23 @@ from codegen.render import doc
 BUILTIN_PREFIXES = ("nnet.", "vision.", "rl.", "images.", "audio.", "textanalytics.")
 
 
-def parse(
-    graph: LayerGraph, *, source: str, variable: str, class_name: str | None
-) -> Network:
+@dataclass
+class Parsed:
+    """Every layer's outcome: a node, a problem, or skipped after a problem."""
+
+    nodes: dict[str, Node] = field(default_factory=dict)
+    problems: dict[str, Diagnostic] = field(default_factory=dict)
+    blocked: dict[str, str] = field(
+        default_factory=dict
+    )  # layer → refused layer upstream
+
+
+def parse_layers(graph: LayerGraph) -> Parsed:
+    """Run every handler it can, in topological order; never raises."""
     handlers = registry()
     consumed = {p.layer for ports in graph.inputs.values() for p in ports}
     types: dict[Port, TensorType] = {}
-    nodes: dict[str, Node] = {}
-    problems: list[Diagnostic] = []
+    out = Parsed()
     for i in graph.order:
         record, name = graph.layers[i], graph.names[i]
         ports = graph.inputs[name]
@@ -33,30 +43,50 @@ def parse(
         if handler is None and name not in consumed and _custom_output(record):
             handler = custom_output
         if handler is None:
-            problems.append(_unsupported(name, record.classname))
+            out.problems[name] = _unsupported(name, record.classname)
             continue
-        if any(p not in types for p in ports):
-            continue  # an upstream layer failed; it is reported already
+        missing = [p.layer for p in ports if p not in types]
+        if missing:  # an upstream layer failed; it is reported already
+            first = missing[0]
+            out.blocked[name] = out.blocked.get(first, first)
+            continue
         in_types = tuple(types[p] for p in ports)
-        sources = tuple(nodes[p.layer] for p in ports)
+        sources = tuple(out.nodes[p.layer] for p in ports)
         try:
             node = handler(Layer(record, name, ports, in_types, sources))
         except LayerError as exc:
-            problems.append(
-                error("layer", name, record.classname, exc.message, exc.hint)
+            out.problems[name] = error(
+                "layer", name, record.classname, exc.message, exc.hint
             )
             continue
-        nodes[name] = node
+        except Exception as exc:  # a field set we have not met: name the layer
+            out.problems[name] = error(
+                "internal",
+                name,
+                record.classname,
+                f"could not be read ({type(exc).__name__}: {exc}).",
+                "Please report this with the .mat file.",
+            )
+            continue
+        out.nodes[name] = node
         for k, t in enumerate(node.out_types):
             types[Port(layer=name, index=k)] = t
-    if problems:
+    return out
+
+
+def parse(
+    graph: LayerGraph, *, source: str, variable: str, class_name: str | None
+) -> Network:
+    parsed = parse_layers(graph)
+    if parsed.problems:
+        problems = tuple(parsed.problems.values())
         raise ConversionError(
             f"{source}: variable '{variable}' cannot be converted: "
             f"{len(problems)} layer(s) cannot be converted.",
-            diagnostics=tuple(problems),
+            diagnostics=problems,
             hint="Nothing was written. The README lists the supported layers.",
         )
-    return _network(graph, nodes, source, variable, class_name)
+    return _network(graph, parsed.nodes, source, variable, class_name)
 
 
 def _custom_output(record: MatObject) -> bool:

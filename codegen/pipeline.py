@@ -234,7 +234,13 @@ def _code(net: Network, notes: list[str]) -> str:
     )
     stray = (
         top_level_names(code)
-        - {net.class_name, "WEIGHTS_FILE", "load_model"}
+        - {
+            net.class_name,
+            "WEIGHTS_FILE",
+            "LAYER_OUTPUTS",
+            "CHANNELS_FIRST",
+            "load_model",
+        }
         - _allowed_extras(net)
     )
     if stray:

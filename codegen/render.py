@@ -17,7 +17,7 @@ from typing import Any
 import jinja2
 import numpy as np
 
-from codegen.ir import Call, Network, Node, Pad, Port
+from codegen.ir import Call, ModuleNode, Network, Node, Pad, Port
 
 WEIGHTS_NAME = "weights.pt"
 
@@ -267,8 +267,11 @@ def render(net: Network, about: list[str], class_doc: str) -> str:
             }
         )
     code = "\n".join([*helpers, *converters, *body, *(b["code"] for b in inits)])
+    hooked = [n for n in net.nodes if isinstance(n, ModuleNode) and n.hookable()]
     return env.get_template("model.py.jinja").render(
         net=net,
+        layer_outputs=[(n.ident, n.name) for n in hooked],
+        channels_first=tuple(n.ident for n in hooked if n.out_types[0].time_last),
         about=about,
         class_doc=class_doc,
         helpers=helpers,

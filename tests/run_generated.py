@@ -4,13 +4,14 @@ Usage: python -I run_generated.py MODEL_DIR INPUTS.npz OUTPUT.npz
 
 Imports of the converter and its dependencies are blocked before the model
 is imported, so a generated file that needs any of them fails here. Saves the
-forward output(s) and every named submodule's output (by attribute name).
+forward output(s) and model.activations() (outputs of MATLAB layers by name).
 """
 
 from __future__ import annotations
 
 import importlib.abc
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -42,20 +43,17 @@ def main() -> None:
     spec.loader.exec_module(module)
     model = module.load_model()  # load_state_dict is strict by default
 
-    captured = {}
-    for name, child in model.named_children():
-        child.register_forward_hook(
-            lambda _m, _i, out, name=name: captured.__setitem__(name, out)
-        )
     data = np.load(inputs_path)
     inputs = [torch.from_numpy(data[f"arg{i}"]) for i in range(len(data.files))]
     with torch.no_grad():
         result = model(*inputs)
     outputs = result if isinstance(result, tuple) else (result,)
     saved = {f"output{i}": o.numpy() for i, o in enumerate(outputs)}
-    for name, value in captured.items():
-        if isinstance(value, torch.Tensor):
-            saved[f"layer:{name}"] = value.numpy()
+    activations = model.activations(*inputs)  # by MATLAB layer name
+    names = sorted(activations)
+    saved["layer_names"] = np.array(json.dumps(names))
+    for i, name in enumerate(names):
+        saved[f"layer{i}"] = activations[name].numpy()
     np.savez(out_path, **saved)
 
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import reference as R
 import torch
 from conftest import REPO, assert_parity, import_generated
 from test_layers import to_torch_input
 from update_examples import build, readme_with_table
 
+from codegen import reference as R
 from codegen.layers import FAMILY_OF, TORCH_OF, registry
 from codegen.matfile import list_variables, load_variables
 from codegen.pipeline import convert

@@ -14,9 +14,10 @@ from typing import NamedTuple
 import matlab as M
 import numpy as np
 import pytest
-import reference as R
 import torch
 from conftest import assert_parity, convert_records, import_generated
+
+from codegen import reference as R
 
 rng = np.random.default_rng
 

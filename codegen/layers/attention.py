@@ -7,20 +7,10 @@ Heads own contiguous blocks of the key/value channels, scores are scaled by
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 import numpy as np
 
-from codegen.ir import Call, ModuleNode, TensorType
+from codegen.ir import Call, TensorType, WrappedModule
 from codegen.layers import Layer, LayerError, mat_reshape, register, to_time_first
-
-
-@dataclass(frozen=True, kw_only=True, eq=False)
-class Attention(ModuleNode):
-    template: ClassVar[str] = "wrapped"
-    pre: str = ""
-    post: str = ""
 
 
 def _size(layer: Layer, key: str, default: int) -> int:
@@ -34,7 +24,7 @@ def _size(layer: Layer, key: str, default: int) -> int:
     "nnet.cnn.layer.SelfAttentionLayer",
     torch="SelfAttention helper (Linear projections + scaled_dot_product_attention)",
 )
-def self_attention(layer: Layer) -> Attention:
+def self_attention(layer: Layer) -> WrappedModule:
     t = layer.in_type
     if t.format != "CT":
         raise LayerError(
@@ -90,7 +80,7 @@ def self_attention(layer: Layer) -> Attention:
         params[f"{name}.weight"] = mat_reshape(w, (rows, cols), w_key)
         params[f"{name}.bias"] = mat_reshape(b, (rows,), b_key)
     steps = int(params["mask"].shape[0]) if "mask" in params else 0
-    return Attention(
+    return WrappedModule(
         **layer.common(),
         max_steps=steps,
         module=Call("SelfAttention", (c,), tuple(kwargs)),

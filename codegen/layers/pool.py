@@ -35,6 +35,9 @@ class UnpoolingMaxPool(ModuleNode):
 
     template: ClassVar[str] = "max_pool_indices"
 
+    def hookable(self) -> bool:
+        return False  # its module's output is not the layer's output
+
 
 @dataclass(frozen=True, kw_only=True, eq=False)
 class MaxUnpool(ModuleNode):

@@ -37,6 +37,9 @@ class Recurrent(ModuleNode):
         out.update({f"{self.ident}_{k}": v for k, v in self.initial.items()})
         return out
 
+    def hookable(self) -> bool:
+        return False  # its module's output is not the layer's output
+
 
 def _activation(layer: Layer, key: str, default: str, allowed: tuple[str, ...]) -> str:
     value = layer.text(key, default).lower()

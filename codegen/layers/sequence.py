@@ -49,6 +49,9 @@ class PositionEmbedding(ModuleNode):
     axis: int  # the torch axis that counts the positions
     spatial: bool = False  # 1-D images: output N×D×L
 
+    def hookable(self) -> bool:
+        return False  # its module's output is not the layer's output
+
 
 @register(
     "nnet.cnn.layer.PositionEmbeddingLayer",

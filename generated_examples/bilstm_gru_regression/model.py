@@ -27,6 +27,17 @@ from torch import nn
 WEIGHTS_FILE = Path(__file__).with_name("weights.pt")
 
 
+# Submodules whose output is a MATLAB layer's output: attribute → MATLAB name.
+LAYER_OUTPUTS = {
+    "conv": "conv",
+    "relu": "relu",
+    "norm": "norm",
+    "fc": "fc",
+}
+# Of those, the ones that hold sequences as N×C×T (activations() transposes them).
+CHANNELS_FIRST = ("conv", "relu")
+
+
 class _MatlabRecurrent(nn.Module):
     """LSTM/GRU time loop with MATLAB's activation options.
 
@@ -162,6 +173,37 @@ class Net(nn.Module):
         x, _ = self.gru(x)
         x = self.fc(x)
         return x
+
+    def activations(
+        self, *inputs: torch.Tensor, layers: list[str] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Outputs of the MATLAB layers in LAYER_OUTPUTS (or just ``layers``), by MATLAB name.
+
+        One forward pass with hooks on the named submodules; images come back
+        N×C×H×W and sequences N×T×C, like forward's inputs.
+        """
+        captured: dict[str, torch.Tensor] = {}
+
+        def keep(attribute: str, name: str):
+            def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+                if attribute in CHANNELS_FIRST:
+                    output = output.transpose(1, 2)
+                captured[name] = output
+
+            return hook
+
+        hooks = [
+            getattr(self, attribute).register_forward_hook(keep(attribute, name))
+            for attribute, name in LAYER_OUTPUTS.items()
+            if layers is None or name in layers
+        ]
+        try:
+            with torch.no_grad():
+                self(*inputs)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return captured
 
 
 def load_model(path: str | Path | None = None) -> Net:

@@ -28,6 +28,20 @@ WEIGHTS_FILE = Path(__file__).with_name("weights.pt")
 CLASSES = ("0", "1", "2", "3", "4", "5", "6", "7", "8", "9")
 
 
+# Submodules whose output is a MATLAB layer's output: attribute → MATLAB name.
+LAYER_OUTPUTS = {
+    "conv_1": "conv_1",
+    "batchnorm_1": "batchnorm_1",
+    "relu_1": "relu_1",
+    "maxpool_1": "maxpool_1",
+    "conv_2": "conv_2",
+    "batchnorm_2": "batchnorm_2",
+    "relu_2": "relu_2",
+    "fc": "fc",
+    "softmax": "softmax",
+}
+
+
 def same_padding(
     x: torch.Tensor,
     kernel_size: tuple[int, ...],
@@ -89,6 +103,35 @@ class Net(nn.Module):
         x = self.fc(torch.flatten(x, 1))
         x = self.softmax(x)
         return x
+
+    def activations(
+        self, *inputs: torch.Tensor, layers: list[str] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Outputs of the MATLAB layers in LAYER_OUTPUTS (or just ``layers``), by MATLAB name.
+
+        One forward pass with hooks on the named submodules; images come back
+        N×C×H×W and sequences N×T×C, like forward's inputs.
+        """
+        captured: dict[str, torch.Tensor] = {}
+
+        def keep(attribute: str, name: str):
+            def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+                captured[name] = output
+
+            return hook
+
+        hooks = [
+            getattr(self, attribute).register_forward_hook(keep(attribute, name))
+            for attribute, name in LAYER_OUTPUTS.items()
+            if layers is None or name in layers
+        ]
+        try:
+            with torch.no_grad():
+                self(*inputs)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return captured
 
 
 def load_model(path: str | Path | None = None, normalize_input: bool = True) -> Net:

@@ -24,6 +24,17 @@ from torch import nn
 WEIGHTS_FILE = Path(__file__).with_name("weights.pt")
 
 
+# Submodules whose output is a MATLAB layer's output: attribute → MATLAB name.
+LAYER_OUTPUTS = {
+    "fc_1": "fc_1",
+    "bn_1": "bn_1",
+    "elu_1": "elu_1",
+    "fc_2": "fc_2",
+    "gelu": "gelu",
+    "fc_3": "fc_3",
+}
+
+
 class Layers(nn.Module):
     """MATLAB layer array with 8 layers, layer for layer."""
 
@@ -56,6 +67,35 @@ class Layers(nn.Module):
         x = self.gelu(x)
         x = self.fc_3(x)
         return x
+
+    def activations(
+        self, *inputs: torch.Tensor, layers: list[str] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Outputs of the MATLAB layers in LAYER_OUTPUTS (or just ``layers``), by MATLAB name.
+
+        One forward pass with hooks on the named submodules; images come back
+        N×C×H×W and sequences N×T×C, like forward's inputs.
+        """
+        captured: dict[str, torch.Tensor] = {}
+
+        def keep(attribute: str, name: str):
+            def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+                captured[name] = output
+
+            return hook
+
+        hooks = [
+            getattr(self, attribute).register_forward_hook(keep(attribute, name))
+            for attribute, name in LAYER_OUTPUTS.items()
+            if layers is None or name in layers
+        ]
+        try:
+            with torch.no_grad():
+                self(*inputs)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return captured
 
 
 def load_model(path: str | Path | None = None, normalize_input: bool = True) -> Layers:

@@ -28,6 +28,22 @@ WEIGHTS_FILE = Path(__file__).with_name("weights.pt")
 CLASSES = ("cat", "dog", "car", "tree")
 
 
+# Submodules whose output is a MATLAB layer's output: attribute → MATLAB name.
+LAYER_OUTPUTS = {
+    "conv1": "conv1",
+    "relu1": "relu1",
+    "norm1": "norm1",
+    "pool1": "pool1",
+    "conv2": "conv2",
+    "relu2": "relu2",
+    "fc6": "fc6",
+    "relu6": "relu6",
+    "drop6": "drop6",
+    "fc8": "fc8",
+    "prob": "prob",
+}
+
+
 class CrossChannelNorm(nn.Module):
     """MATLAB cross-channel (local response) normalization.
 
@@ -97,6 +113,35 @@ class Net(nn.Module):
         x = self.fc8(x)
         x = self.prob(x)
         return x
+
+    def activations(
+        self, *inputs: torch.Tensor, layers: list[str] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Outputs of the MATLAB layers in LAYER_OUTPUTS (or just ``layers``), by MATLAB name.
+
+        One forward pass with hooks on the named submodules; images come back
+        N×C×H×W and sequences N×T×C, like forward's inputs.
+        """
+        captured: dict[str, torch.Tensor] = {}
+
+        def keep(attribute: str, name: str):
+            def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+                captured[name] = output
+
+            return hook
+
+        hooks = [
+            getattr(self, attribute).register_forward_hook(keep(attribute, name))
+            for attribute, name in LAYER_OUTPUTS.items()
+            if layers is None or name in layers
+        ]
+        try:
+            with torch.no_grad():
+                self(*inputs)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return captured
 
 
 def load_model(path: str | Path | None = None, normalize_input: bool = True) -> Net:

@@ -30,6 +30,18 @@ CLASSES = ("background", "road", "car")
 CLASS_WEIGHTS = (0.5, 2.0, 3.0)
 
 
+# Submodules whose output is a MATLAB layer's output: attribute → MATLAB name.
+LAYER_OUTPUTS = {
+    "enc_conv": "enc_conv",
+    "enc_relu": "enc_relu",
+    "enc_pool": "enc_pool",
+    "mid_conv": "mid_conv",
+    "mid_relu": "mid_relu",
+    "dec_conv": "dec_conv",
+    "softmax": "softmax",
+}
+
+
 def pad_symmetric(x: torch.Tensor, pads: tuple[int, ...]) -> torch.Tensor:
     """MATLAB 'symmetric-include-edge' padding: mirror including the edge.
 
@@ -87,6 +99,35 @@ class Net(nn.Module):
         x = self.dec_conv(x)
         x = self.softmax(x)
         return x
+
+    def activations(
+        self, *inputs: torch.Tensor, layers: list[str] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Outputs of the MATLAB layers in LAYER_OUTPUTS (or just ``layers``), by MATLAB name.
+
+        One forward pass with hooks on the named submodules; images come back
+        N×C×H×W and sequences N×T×C, like forward's inputs.
+        """
+        captured: dict[str, torch.Tensor] = {}
+
+        def keep(attribute: str, name: str):
+            def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+                captured[name] = output
+
+            return hook
+
+        hooks = [
+            getattr(self, attribute).register_forward_hook(keep(attribute, name))
+            for attribute, name in LAYER_OUTPUTS.items()
+            if layers is None or name in layers
+        ]
+        try:
+            with torch.no_grad():
+                self(*inputs)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return captured
 
 
 def load_model(path: str | Path | None = None, normalize_input: bool = True) -> Net:

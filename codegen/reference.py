@@ -4,7 +4,9 @@ It works in MATLAB's own layouts (H×W×C×N images, C×N features, C×N×T
 sequences), reads the MATLAB-format parameters straight from the layer
 records (H×W×C×F kernels, [t b l r] padding, column-major flattening) and
 computes in float64. It shares no code with the PyTorch path on purpose: a
-permutation or padding mistake there cannot be repeated here.
+permutation or padding mistake there cannot be repeated here. The test suite
+checks every layer against it, and ``mat2torch verify`` uses it to check a
+conversion without MATLAB.
 
 Each value is a ``Value(array, fmt)`` where ``fmt`` is MATLAB's format
 without the batch letter's position games: 'SSCB', 'CB', 'CBT', 'SCB'.
@@ -853,32 +855,46 @@ def yolov2_transform(layer: MatObject, xs: list[Value]) -> list[Value]:
     return [Value(z.reshape((H, W, C, N), order="F"), "SSCB")]
 
 
+_FUNCTIONS: dict[str, Callable[..., np.ndarray]] = {
+    "exp": np.exp,
+    "log": np.log,
+    "sqrt": np.sqrt,
+    "abs": np.abs,
+    "tanh": np.tanh,
+    "sin": np.sin,
+    "cos": np.cos,
+    "sign": np.sign,
+    "erf": erf,
+    "sigmoid": expit,
+    "relu": lambda v: np.maximum(v, 0),
+    "max": np.maximum,
+    "min": np.minimum,
+}
+
+
 def _matlab_expression(text_: str, args: list[np.ndarray]) -> np.ndarray:
-    """Evaluate an anonymous MATLAB function of arrays (test inputs only)."""
-    params, body = re.fullmatch(r"\s*@\s*\(([^)]*)\)(.*)", text_, re.S).groups()
-    names = [p.strip() for p in params.split(",")]
-    body = (
-        body.replace(".*", "*")
-        .replace("./", "/")
-        .replace(".^", "**")
-        .replace("^", "**")
-    )
+    """Evaluate an anonymous element-wise MATLAB function of arrays.
+
+    The text comes from a .mat file: it is turned into Python only after every
+    name in it is checked to be an argument or a known function, with no
+    attribute access, strings or brackets, and evaluated without builtins.
+    """
+    m = re.fullmatch(r"\s*@\s*\(([^)]*)\)(.*)", text_, re.S)
+    if not m:
+        raise ValueError(f"not an anonymous function: {text_!r}")
+    names = [p.strip() for p in m.group(1).split(",")]
+    body = m.group(2).replace(".*", "*").replace("./", "/").replace(".^", "**")
+    body = body.replace("^", "**")
     body = re.sub(r"(?<![\w.])(\.\d)", r"0\1", body)
-    env = {
-        "exp": np.exp,
-        "log": np.log,
-        "sqrt": np.sqrt,
-        "abs": np.abs,
-        "tanh": np.tanh,
-        "sin": np.sin,
-        "cos": np.cos,
-        "sign": np.sign,
-        "erf": erf,
-        "sigmoid": lambda v: 1 / (1 + np.exp(-v)),
-        "relu": lambda v: np.maximum(v, 0),
-        "max": np.maximum,
-        "min": np.minimum,
-    }
+    if not re.fullmatch(r"[\w\s+\-*/().,]*", body) or "__" in body:
+        raise ValueError(f"unsupported characters in {text_!r}")
+    if re.search(r"\.\s*[A-Za-z_]", body):
+        raise ValueError(f"attribute access in {text_!r}")
+    words = set(re.findall(r"(?<![\d.])\b[A-Za-z_]\w*", body))
+    unknown = words - set(names) - set(_FUNCTIONS) - {"e", "E"}
+    if unknown:
+        raise ValueError(f"unknown names {sorted(unknown)} in {text_!r}")
+    env: dict[str, Any] = dict(_FUNCTIONS)
     env.update(zip(names, args, strict=True))
     return eval(body, {"__builtins__": {}}, env)
 
