@@ -48,6 +48,44 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument(
         "--force", action="store_true", help="overwrite an existing model.py"
     )
+
+    insp = sub.add_parser(
+        "inspect",
+        help="list the layers, their output sizes and whether each converts",
+        description="Show every layer of the network in FILE: MATLAB class, output size "
+        "in MATLAB's format and PyTorch's layout, learnables, and status. Exits with 1 "
+        "when something would not convert.",
+    )
+    insp.add_argument("file", metavar="FILE", type=Path, help="the .mat file")
+    insp.add_argument("--var", metavar="NAME", help="the variable holding the network")
+    insp.add_argument("--json", action="store_true", help="print one JSON document")
+
+    ver = sub.add_parser(
+        "verify",
+        help="compare a converted model with MATLAB semantics or MATLAB's own outputs",
+        description="Load DIR/model.py and compare it with the NumPy reference of MATLAB "
+        "semantics on random inputs, or with data saved in MATLAB (--against REF.mat "
+        "holding X and Y = predict(net, X), optionally names and acts). Exits with 1 "
+        "when an output or layer is outside the tolerance.",
+    )
+    ver.add_argument("file", metavar="FILE", type=Path, help="the network's .mat file")
+    ver.add_argument("dir", metavar="DIR", type=Path, help="the folder with model.py")
+    ver.add_argument("--var", metavar="NAME", help="the variable holding the network")
+    ver.add_argument(
+        "--against",
+        metavar="REF.mat",
+        type=Path,
+        help="inputs and outputs saved in MATLAB",
+    )
+    ver.add_argument(
+        "--atol", type=float, default=1e-5, help="absolute tolerance (default 1e-5)"
+    )
+    ver.add_argument(
+        "--rtol",
+        type=float,
+        default=1e-4,
+        help="tolerance relative to the largest reference value (default 1e-4)",
+    )
     return parser
 
 
@@ -64,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "convert":
             return _convert(args)
+        if args.command == "inspect":
+            return _inspect(args)
+        if args.command == "verify":
+            return _verify(args)
     except ConversionError as exc:
         print(f"mat2torch: {exc.render()}", file=sys.stderr)
         return 1
@@ -101,6 +143,35 @@ def _convert(args: argparse.Namespace) -> int:
     for note in result.notes:
         print(f"note: {note}")
     return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    import json
+
+    from codegen.inspection import inspect, render_text
+
+    report = inspect(args.file, args.var)
+    print(
+        json.dumps(report, indent=1, ensure_ascii=False)
+        if args.json
+        else render_text(report)
+    )
+    return 0 if report["convertible"] else 1
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from codegen.verify import verify
+
+    report = verify(
+        args.file,
+        args.dir,
+        var=args.var,
+        against=args.against,
+        atol=args.atol,
+        rtol=args.rtol,
+    )
+    print(report.render())
+    return 0 if report.ok else 1
 
 
 if __name__ == "__main__":

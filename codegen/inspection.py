@@ -1,0 +1,147 @@
+"""mat2torch inspect: what analyzeNetwork shows, and whether it will convert."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from codegen import graph as graph_mod
+from codegen.ir import TensorType
+from codegen.matfile import MatObject, load_variables
+from codegen.parse import parse_layers
+from codegen.pipeline import choose_variable
+
+
+def learnable_count(record: MatObject) -> int:
+    """Learnable values saved with a layer (built-in or user-defined)."""
+    total = 0
+    custom = record.get("nnet.cnn.layer.mixin.Learnable.LearnablesTypes")
+    for key, value in record.fields.items():
+        if isinstance(value, dict) and "Value" in value and "LearnRateFactor" in value:
+            total += int(np.size(value["Value"]))
+        elif (
+            isinstance(custom, dict) and key in custom and isinstance(value, np.ndarray)
+        ):
+            total += int(value.size)
+    return total
+
+
+def _shape(t: TensorType) -> dict[str, Any]:
+    return {
+        "matlab_size": t.matlab,
+        "matlab_format": t.matlab_format,
+        "torch_layout": t.torch_layout,
+        "torch_shape": list(t.torch_shape),
+    }
+
+
+def _normalization(record: MatObject) -> str:
+    norm = record.get("Normalization")
+    if isinstance(norm, dict):
+        return str(norm.get("Type", "none"))
+    return str(norm) if isinstance(norm, str) and norm else "none"
+
+
+def inspect(path: Path, var: str | None = None) -> dict[str, Any]:
+    """A JSON-ready description of every layer and the network as a whole."""
+    path = Path(path)
+    name = choose_variable(path, var)
+    record = load_variables(path, [name])[name]
+    layer_graph = graph_mod.build(record, f"{path.name}: variable '{name}'")
+    parsed = parse_layers(layer_graph)
+    layers = []
+    for layer_name, rec in zip(layer_graph.names, layer_graph.layers, strict=True):
+        entry: dict[str, Any] = {
+            "name": layer_name,
+            "class": rec.classname,
+            "inputs": [p.layer for p in layer_graph.inputs[layer_name]],
+            "learnables": learnable_count(rec),
+        }
+        node = parsed.nodes.get(layer_name)
+        if node is not None:
+            entry["status"] = "supported"
+            entry["outputs"] = [_shape(t) for t in node.out_types]
+        elif layer_name in parsed.problems:
+            entry["status"] = "refused"
+            entry["reason"] = parsed.problems[layer_name].render()
+        else:
+            entry["status"] = "not checked"
+            entry["reason"] = (
+                f"it depends on the refused layer {parsed.blocked[layer_name]!r}."
+            )
+        if "Normalization" in rec:
+            entry["normalization"] = _normalization(rec)
+        classes = rec.get("Categories") or rec.get("ClassNames")
+        if isinstance(classes, list) and classes:
+            entry["classes"] = [str(c) for c in classes]
+        layers.append(entry)
+    refused = [e for e in layers if e["status"] != "supported"]
+    return {
+        "file": path.name,
+        "variable": name,
+        "class": layer_graph.matlab_class,
+        "layers": layers,
+        "total_layers": len(layers),
+        "total_learnables": sum(e["learnables"] for e in layers),
+        "refused": sum(e["status"] == "refused" for e in layers),
+        "convertible": not refused,
+    }
+
+
+def render_text(report: dict[str, Any]) -> str:
+    """A table like analyzeNetwork's, followed by totals."""
+    header = (
+        "#",
+        "Name",
+        "Class",
+        "Output (MATLAB)",
+        "PyTorch",
+        "Learnables",
+        "Status",
+    )
+    rows = [header]
+    for i, e in enumerate(report["layers"], start=1):
+        out = e.get("outputs", [])
+        matlab = ", ".join(f"{o['matlab_size']} ({o['matlab_format']})" for o in out)
+        torch = ", ".join(
+            "(" + ", ".join(map(str, o["torch_shape"])) + ")" for o in out
+        )
+        rows.append(
+            (
+                str(i),
+                repr(e["name"])[1:-1],
+                e["class"].rsplit(".", 1)[-1],
+                matlab or "-",
+                torch or "-",
+                f"{e['learnables']:,}",
+                e["status"],
+            )
+        )
+    widths = [max(len(r[c]) for r in rows) for c in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    lines.append("")
+    lines.append(
+        f"{report['file']}: variable '{report['variable']}' ({report['class']}): "
+        f"{report['total_layers']} layers, {report['total_learnables']:,} learnables."
+    )
+    for e in report["layers"]:
+        if "normalization" in e:
+            lines.append(f"Input {e['name']!r}: normalization '{e['normalization']}'.")
+        if "classes" in e:
+            shown = ", ".join(e["classes"][:20]) + (
+                " ..." if len(e["classes"]) > 20 else ""
+            )
+            lines.append(f"Classes of {e['name']!r} ({len(e['classes'])}): {shown}")
+    if report["convertible"]:
+        lines.append("Every layer converts.")
+    else:
+        lines.append(f"{report['refused']} layer(s) cannot be converted:")
+        for e in report["layers"]:
+            if e["status"] == "refused":
+                lines.append(f"  - {e['reason']}")
+    return "\n".join(lines)
