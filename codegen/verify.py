@@ -115,6 +115,13 @@ def verify(
     module = load_generated(out_dir)
     model = module.load_model()
     if against is None:
+        untrained = [n for n in result.notes if "no trained weights" in n]
+        if untrained:
+            raise ConversionError(
+                f"{Path(path).name}: {untrained[0]} There is no MATLAB behaviour to "
+                "compare with.",
+                hint="Verify a trained network, or pass --against with data saved in MATLAB.",
+            )
         return _against_reference(path, net, model, atol, rtol, seed, torch)
     return _against_file(Path(against), net, model, atol, rtol, torch)
 

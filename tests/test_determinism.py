@@ -33,6 +33,10 @@ def sources(tmp_path: Path) -> list[Path]:
         FIXTURES / "real" / "brkgyln__VehicleDetection__cnn.mat",
         # an untrained LayerGraph: its seeded default initialization must be stable too
         FIXTURES / "real" / "korniarp__ML_DQN__lgraph.mat",
+        # a sequence network
+        FIXTURES
+        / "real"
+        / "matlab-deep-learning__Fault-Detection-Using-Deep-Learning-Classification__SavedData__TrainedModel@e4d7e6f.mat",
     ]
     return [mat, *(p for p in real if p.is_file())]
 

@@ -264,3 +264,12 @@ def test_activations_by_matlab_name(tmp_path: Path) -> None:
     assert not model._forward_hooks and all(
         not m._forward_hooks for m in model.modules()
     )
+
+
+def test_verify_refuses_untrained_networks(tmp_path: Path) -> None:
+    require_fixtures()
+    path = FIXTURES / "real" / "korniarp__ML_DQN__lgraph.mat"
+    convert(path, tmp_path / "out", var="lgraph")
+    proc = mat2torch("verify", path, tmp_path / "out", "--var", "lgraph")
+    assert proc.returncode == 1
+    assert "no trained weights" in proc.stderr and "--against" in proc.stderr
