@@ -6,12 +6,21 @@ the generated module with a hand-written PyTorch equivalent that loads the
 very same weights file. Prints the figures; the issue's targets are peak
 memory ≤ 1.1× and time ≤ 1.02× the hand-written model.
 
-    python benchmarks/residual_forward.py [--batch 16] [--size 64] [--runs 30]
+Two hand-written models: "handwritten" keeps the block input and the skip
+tensor alive until they are rebound (the usual style), "handwritten_eager"
+releases each tensor after its last use like the generated forward. Under
+glibc's default allocator the time of a forward depends on that choice: a
+heap top freed early is trimmed back to the OS and faulted in again by the
+next allocation, so times are also given with trimming switched off.
+
+    python benchmarks/residual_forward.py [--batch 16] [--size 64] [--runs 30] [--rounds 5]
 
 Peak memory is measured in a fresh process per model (growth of the peak
 resident set during one forward pass, with glibc told to return large
-blocks to the OS at once); time is the median of alternating runs of both
-models in one process.
+blocks to the OS at once); time is the median over ROUNDS fresh processes
+per model of each process's median forward, with the range across
+processes: under glibc's defaults the same model in two processes can differ
+by tens of thousands of page faults per forward.
 """
 
 from __future__ import annotations
@@ -150,7 +159,31 @@ class HandWritten(nn.Module):
             x = torch.relu(out + identity)
         x = x.mean(dim=(2, 3))
         return torch.softmax(self.fc(x), dim=1)
+
+
+class HandWrittenEager(HandWritten):
+    """The same, but releasing every tensor after its last use like the generated code."""
+
+    def forward(self, x):
+        x = torch.relu(self.stem_bn(self.stem(x)))
+        for p, skip in self.blocks:
+            identity = getattr(self, f"{{p}}_skip")(x) if skip else x
+            out = torch.relu(getattr(self, f"{{p}}_bn1")(getattr(self, f"{{p}}_conv1")(x)))
+            del x
+            out = getattr(self, f"{{p}}_bn2")(getattr(self, f"{{p}}_conv2")(out))
+            out = out + identity
+            del identity
+            x = torch.relu(out)
+            del out
+        x = x.mean(dim=(2, 3))
+        return torch.softmax(self.fc(x), dim=1)
 '''
+
+MODELS = {
+    "generated": None,
+    "handwritten": "HandWritten",
+    "handwritten_eager": "HandWrittenEager",
+}
 
 
 def load(kind: str, out_dir: Path):
@@ -163,7 +196,7 @@ def load(kind: str, out_dir: Path):
         return module.load_model()
     namespace: dict = {}
     exec(HANDWRITTEN.format(stages=STAGES), namespace)
-    model = namespace["HandWritten"]()
+    model = namespace[MODELS[kind]]()
     model.load_state_dict(torch.load(out_dir / "weights.pt", weights_only=True))
     return model.eval()
 
@@ -193,37 +226,33 @@ def measure_memory(kind: str, out_dir: Path, batch: int, size: int) -> None:
     print(json.dumps({"peak_growth_bytes": (peak - before) * 1024}))
 
 
-def measure_time(out_dir: Path, batch: int, size: int, runs: int) -> None:
-    """Child process: print the median per-pair time ratio and medians.
+def measure_time(kind: str, out_dir: Path, batch: int, size: int, runs: int) -> None:
+    """Child process: print one model's median forward time and minor page faults.
 
-    Both models run alternately (order flipped every pair) in one thread;
-    thread CPU time leaves out time the VM spent elsewhere.
+    Each model runs alone in its process, as it would for a user, so the heap
+    state one model leaves cannot change another's figures. Thread CPU time
+    leaves out time the VM spent elsewhere but counts page-fault handling.
     """
+    import resource
+
     import torch
 
     torch.set_num_threads(1)
-    gen, hand = load("generated", out_dir), load("handwritten", out_dir)
+    model = load(kind, out_dir)
     x = torch.randn(batch, 3, size, size)
-    times: dict[str, list[float]] = {"generated": [], "handwritten": []}
+    times, faults = [], []
     with torch.no_grad():
-        for model in (gen, hand, gen, hand):
+        model(x)
+        model(x)
+        for _ in range(runs):
+            before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
+            start = time.thread_time()
             model(x)
-        for i in range(runs):
-            pair = [("generated", gen), ("handwritten", hand)]
-            for name, model in pair if i % 2 == 0 else pair[::-1]:
-                start = time.thread_time()
-                model(x)
-                times[name].append(time.thread_time() - start)
-    ratios = [
-        g / h for g, h in zip(times["generated"], times["handwritten"], strict=True)
-    ]
+            times.append(time.thread_time() - start)
+            faults.append(resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - before)
     print(
         json.dumps(
-            {
-                "ratio": statistics.median(ratios),
-                "generated": statistics.median(times["generated"]),
-                "handwritten": statistics.median(times["handwritten"]),
-            }
+            {"seconds": statistics.median(times), "faults": statistics.median(faults)}
         )
     )
 
@@ -244,11 +273,14 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         if args.child[0] == "time":
-            measure_time(Path(args.child[1]), args.batch, args.size, args.runs)
+            measure_time(
+                args.child[1], Path(args.child[2]), args.batch, args.size, args.runs
+            )
         else:
             measure_memory(args.child[0], Path(args.child[1]), args.batch, args.size)
         return
@@ -283,10 +315,20 @@ def main() -> None:
             "MALLOC_TRIM_THRESHOLD_": str(2**40),
         },
     }
-    timing = {
-        label: child([*common, "--child", "time", out], env)
-        for label, env in allocators.items()
-    }
+    # Rounds of one process per model, alternating, so drift of the VM hits all alike.
+    timing: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for label, env in allocators.items():
+        rounds = [
+            {
+                kind: child([*common, "--child", "time", kind, out], env)
+                for kind in MODELS
+            }
+            for _ in range(args.rounds)
+        ]
+        timing[label] = {
+            kind: {key: [r[kind][key] for r in rounds] for key in ("seconds", "faults")}
+            for kind in MODELS
+        }
     # Large blocks mmapped and unmapped at once: the resident set follows the live tensors.
     exact = {
         **os.environ,
@@ -294,7 +336,7 @@ def main() -> None:
         "MALLOC_TRIM_THRESHOLD_": "0",
     }
     peaks = {}
-    for kind in ("generated", "handwritten"):
+    for kind in MODELS:
         samples = [
             child([*common, "--child", kind, out], exact)["peak_growth_bytes"]
             for _ in range(3)
@@ -306,14 +348,21 @@ def main() -> None:
     )
     print(f"max |generated - handwritten| output difference: {difference:.3g}")
     for label, t in timing.items():
+        print(f"forward time, {label}:")
+        generated = statistics.median(t["generated"]["seconds"])
+        for kind, figures in t.items():
+            seconds, faults = figures["seconds"], figures["faults"]
+            print(
+                f"  {kind:18s} median {statistics.median(seconds) * 1e3:6.1f} ms"
+                f" (processes {min(seconds) * 1e3:.0f}-{max(seconds) * 1e3:.0f}),"
+                f" minor faults per forward {min(faults):.0f}-{max(faults):.0f},"
+                f" generated / this {generated / statistics.median(seconds):.3f}"
+            )
+    print("peak memory of the forward:")
+    for kind, peak in peaks.items():
         print(
-            f"forward time ({label}): generated {t['generated'] * 1e3:.1f} ms, "
-            f"handwritten {t['handwritten'] * 1e3:.1f} ms, median ratio {t['ratio']:.3f}"
+            f"  {kind:18s} {peak / 2**20:7.1f} MiB   generated / this {peaks['generated'] / peak:.3f}"
         )
-    g, h = peaks["generated"], peaks["handwritten"]
-    print(
-        f"peak memory of the forward: generated {g / 2**20:.1f} MiB, handwritten {h / 2**20:.1f} MiB, ratio {g / h:.3f}"
-    )
 
 
 if __name__ == "__main__":
