@@ -2,25 +2,24 @@
 
 Builds a ResNet-style DAGNetwork (4 stages × 2 basic blocks, projection
 shortcuts) as MATLAB would save it, converts it with mat2torch, and compares
-the generated module with a hand-written PyTorch equivalent that loads the
+the generated module with hand-written PyTorch equivalents that load the
 very same weights file. Prints the figures; the issue's targets are peak
 memory ≤ 1.1× and time ≤ 1.02× the hand-written model.
 
-Two hand-written models: "handwritten" keeps the block input and the skip
-tensor alive until they are rebound (the usual style), "handwritten_eager"
-releases each tensor after its last use like the generated forward. Under
-glibc's default allocator the time of a forward depends on that choice: a
-heap top freed early is trimmed back to the OS and faulted in again by the
-next allocation, so times are also given with trimming switched off.
+"handwritten" is written in torchvision's style (in-place ReLUs,
+``out += identity``); "handwritten_plain" is the same without in-place
+operations, for reference.
 
-    python benchmarks/residual_forward.py [--batch 16] [--size 64] [--runs 30] [--rounds 5]
+    python benchmarks/residual_forward.py [--batch 16] [--size 64] [--runs 30] [--processes 5]
 
 Peak memory is measured in a fresh process per model (growth of the peak
 resident set during one forward pass, with glibc told to return large
-blocks to the OS at once); time is the median over ROUNDS fresh processes
-per model of each process's median forward, with the range across
-processes: under glibc's defaults the same model in two processes can differ
-by tens of thousands of page faults per forward.
+blocks to the OS at once). Time: in each of PROCESSES fresh processes the
+models take RUNS turns each; per process, each model's median forward and
+the ratio of medians; the figures are the median (and range) over processes.
+Under glibc's defaults a forward's time includes page faults on heap that
+was trimmed back to the OS, which vary from one process to the next, so the
+times are also given with trimming switched off.
 """
 
 from __future__ import annotations
@@ -128,7 +127,7 @@ STAGES = {stages!r}
 
 
 class HandWritten(nn.Module):
-    """The same ResNet as a person would write it, with the same attribute names."""
+    """The same ResNet as a person would write it, in torchvision's style."""
 
     def __init__(self):
         super().__init__()
@@ -151,6 +150,21 @@ class HandWritten(nn.Module):
         self.fc = nn.Linear(256, 10)
 
     def forward(self, x):
+        x = torch.relu_(self.stem_bn(self.stem(x)))
+        for p, skip in self.blocks:
+            identity = getattr(self, f"{{p}}_skip")(x) if skip else x
+            out = torch.relu_(getattr(self, f"{{p}}_bn1")(getattr(self, f"{{p}}_conv1")(x)))
+            out = getattr(self, f"{{p}}_bn2")(getattr(self, f"{{p}}_conv2")(out))
+            out += identity
+            x = torch.relu_(out)
+        x = x.mean(dim=(2, 3))
+        return torch.softmax(self.fc(x), dim=1)
+
+
+class HandWrittenPlain(HandWritten):
+    """The same without in-place operations: one more tensor per ReLU and sum."""
+
+    def forward(self, x):
         x = torch.relu(self.stem_bn(self.stem(x)))
         for p, skip in self.blocks:
             identity = getattr(self, f"{{p}}_skip")(x) if skip else x
@@ -159,30 +173,12 @@ class HandWritten(nn.Module):
             x = torch.relu(out + identity)
         x = x.mean(dim=(2, 3))
         return torch.softmax(self.fc(x), dim=1)
-
-
-class HandWrittenEager(HandWritten):
-    """The same, but releasing every tensor after its last use like the generated code."""
-
-    def forward(self, x):
-        x = torch.relu(self.stem_bn(self.stem(x)))
-        for p, skip in self.blocks:
-            identity = getattr(self, f"{{p}}_skip")(x) if skip else x
-            out = torch.relu(getattr(self, f"{{p}}_bn1")(getattr(self, f"{{p}}_conv1")(x)))
-            del x
-            out = getattr(self, f"{{p}}_bn2")(getattr(self, f"{{p}}_conv2")(out))
-            out = out + identity
-            del identity
-            x = torch.relu(out)
-            del out
-        x = x.mean(dim=(2, 3))
-        return torch.softmax(self.fc(x), dim=1)
 '''
 
 MODELS = {
     "generated": None,
     "handwritten": "HandWritten",
-    "handwritten_eager": "HandWrittenEager",
+    "handwritten_plain": "HandWrittenPlain",
 }
 
 
@@ -226,33 +222,45 @@ def measure_memory(kind: str, out_dir: Path, batch: int, size: int) -> None:
     print(json.dumps({"peak_growth_bytes": (peak - before) * 1024}))
 
 
-def measure_time(kind: str, out_dir: Path, batch: int, size: int, runs: int) -> None:
-    """Child process: print one model's median forward time and minor page faults.
+def measure_time(out_dir: Path, batch: int, size: int, runs: int) -> None:
+    """Child process: print each model's median forward time and minor page faults.
 
-    Each model runs alone in its process, as it would for a user, so the heap
-    state one model leaves cannot change another's figures. Thread CPU time
-    leaves out time the VM spent elsewhere but counts page-fault handling.
+    All models run in one process, taking turns in a rotating order, so they
+    share the address-space layout and the drift of the VM: between two
+    processes the same model's time can differ by a tenth, within one the
+    comparison is paired. Thread CPU time leaves out time the VM spent
+    elsewhere but counts page-fault handling.
     """
     import resource
 
     import torch
 
     torch.set_num_threads(1)
-    model = load(kind, out_dir)
+    models = {kind: load(kind, out_dir) for kind in MODELS}
     x = torch.randn(batch, 3, size, size)
-    times, faults = [], []
+    times: dict[str, list[float]] = {kind: [] for kind in MODELS}
+    faults: dict[str, list[int]] = {kind: [] for kind in MODELS}
+    order = list(MODELS)
     with torch.no_grad():
-        model(x)
-        model(x)
-        for _ in range(runs):
-            before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
-            start = time.thread_time()
+        for model in [*models.values(), *models.values()]:
             model(x)
-            times.append(time.thread_time() - start)
-            faults.append(resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - before)
+        for run in range(runs):
+            for kind in order[run % 3 :] + order[: run % 3]:
+                before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
+                start = time.thread_time()
+                models[kind](x)
+                times[kind].append(time.thread_time() - start)
+                after = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
+                faults[kind].append(after - before)
     print(
         json.dumps(
-            {"seconds": statistics.median(times), "faults": statistics.median(faults)}
+            {
+                kind: {
+                    "seconds": statistics.median(times[kind]),
+                    "faults": statistics.median(faults[kind]),
+                }
+                for kind in MODELS
+            }
         )
     )
 
@@ -273,14 +281,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--runs", type=int, default=30)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--processes", type=int, default=5)
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         if args.child[0] == "time":
-            measure_time(
-                args.child[1], Path(args.child[2]), args.batch, args.size, args.runs
-            )
+            measure_time(Path(args.child[1]), args.batch, args.size, args.runs)
         else:
             measure_memory(args.child[0], Path(args.child[1]), args.batch, args.size)
         return
@@ -294,10 +300,10 @@ def main() -> None:
     write_mat(work / "resnet.mat", {"net": build_network()})
     convert(work / "resnet.mat", work / "out")
     out = str(work / "out")
-    gen, hand = load("generated", work / "out"), load("handwritten", work / "out")
     x = torch.randn(args.batch, 3, args.size, args.size)
     with torch.no_grad():
-        difference = (gen(x) - hand(x)).abs().max().item()
+        results = [load(kind, work / "out")(x) for kind in MODELS]
+    difference = max((r - results[0]).abs().max().item() for r in results)
 
     common = [
         "--batch",
@@ -315,20 +321,12 @@ def main() -> None:
             "MALLOC_TRIM_THRESHOLD_": str(2**40),
         },
     }
-    # Rounds of one process per model, alternating, so drift of the VM hits all alike.
-    timing: dict[str, dict[str, dict[str, list[float]]]] = {}
-    for label, env in allocators.items():
-        rounds = [
-            {
-                kind: child([*common, "--child", "time", kind, out], env)
-                for kind in MODELS
-            }
-            for _ in range(args.rounds)
+    timing = {
+        label: [
+            child([*common, "--child", "time", out], env) for _ in range(args.processes)
         ]
-        timing[label] = {
-            kind: {key: [r[kind][key] for r in rounds] for key in ("seconds", "faults")}
-            for kind in MODELS
-        }
+        for label, env in allocators.items()
+    }
     # Large blocks mmapped and unmapped at once: the resident set follows the live tensors.
     exact = {
         **os.environ,
@@ -344,19 +342,24 @@ def main() -> None:
         peaks[kind] = statistics.median(samples)
 
     print(
-        f"residual network: 4 stages x 2 basic blocks, batch {args.batch}, {args.size}x{args.size} input, 1 thread"
+        f"residual network: 4 stages x 2 basic blocks, batch {args.batch},"
+        f" {args.size}x{args.size} input, 1 thread"
     )
-    print(f"max |generated - handwritten| output difference: {difference:.3g}")
-    for label, t in timing.items():
-        print(f"forward time, {label}:")
-        generated = statistics.median(t["generated"]["seconds"])
-        for kind, figures in t.items():
-            seconds, faults = figures["seconds"], figures["faults"]
+    print(f"max output difference between the models: {difference:.3g}")
+    for label, processes in timing.items():
+        print(
+            f"forward time, {label} ({args.processes} processes x {args.runs} turns):"
+        )
+        for kind in MODELS:
+            seconds = [p[kind]["seconds"] for p in processes]
+            faults = [p[kind]["faults"] for p in processes]
+            ratios = [p["generated"]["seconds"] / p[kind]["seconds"] for p in processes]
             print(
                 f"  {kind:18s} median {statistics.median(seconds) * 1e3:6.1f} ms"
                 f" (processes {min(seconds) * 1e3:.0f}-{max(seconds) * 1e3:.0f}),"
                 f" minor faults per forward {min(faults):.0f}-{max(faults):.0f},"
-                f" generated / this {generated / statistics.median(seconds):.3f}"
+                f" generated / this {statistics.median(ratios):.3f}"
+                f" ({min(ratios):.3f}-{max(ratios):.3f})"
             )
     print("peak memory of the forward:")
     for kind, peak in peaks.items():

@@ -7,6 +7,7 @@ only through ``repr`` (code, comments) or ``doc`` (docstrings).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
@@ -201,6 +202,11 @@ def plan_forward(net: Network) -> tuple[list[str], list[Step], list[str]]:
     for name, idx in last_use.items():
         if idx < end:
             plan[idx].free.append(name)
+    for i, step in enumerate(plan):
+        ports = [resolve(p) for p in step.node.inputs]
+        step.node = _in_place(step, [(nodes[p.layer], p, uses[p]) for p in ports], i)
+        if getattr(step.node, "accumulate", False) and step.args[0] != "x":
+            step.args.reverse()  # x += other; addition commutes exactly
     inputs = [defined_as[Port(layer=spec.layer)] for spec in net.inputs]
     returns = []
     for o in net.outputs:
@@ -208,6 +214,58 @@ def plan_forward(net: Network) -> tuple[list[str], list[Step], list[str]]:
         back = nodes[port.layer].out_types[port.index].time_last  # to N×T×C
         returns.append(read(port) + (".transpose(1, 2)" if back else ""))
     return inputs, plan, returns
+
+
+# Modules whose output is a new tensor that their backward pass does not read:
+# a ReLU or an addition may overwrite it, as torchvision's ResNet does.
+_OVERWRITABLE = {
+    f"nn.{kind}{d}d"
+    for kind in ("Conv", "ConvTranspose", "BatchNorm")
+    for d in (1, 2, 3)
+} | {"nn.Linear"}
+
+
+def _overwritable(node: Node) -> bool:
+    if node.template in ("module", "padded", "linear"):
+        return node.module.func in _OVERWRITABLE  # type: ignore[attr-defined]
+    return node.template == "combine" and len(node.inputs) >= 2
+
+
+def _in_place(step: Step, inputs: list[tuple[Node, Port, list[int]]], i: int) -> Node:
+    """The step's node, made to overwrite its input where nothing else reads it.
+
+    Saves one allocation per ReLU and per residual addition, which under
+    glibc also saves the page faults of a heap regrown after trimming.
+    ``inputs`` gives, per input, its producer, port and the steps reading it;
+    a value read only by step ``i`` and made by an overwritable layer belongs
+    to this step.
+    """
+    node = step.node
+    owned = [uses == [i] and _overwritable(producer) for producer, _, uses in inputs]
+    if node.template == "module" and node.module.func == "nn.ReLU" and owned[0]:
+        module = node.module
+        kwargs = (*module.kwargs, ("inplace", True))
+        return dataclasses.replace(
+            node, module=dataclasses.replace(module, kwargs=kwargs)
+        )
+    if (
+        node.template == "combine"
+        and node.op == "+"
+        and len(node.inputs) == 2
+        and not any(node.pres)
+        and not node.out_types[0].time
+        and step.outs[0] == "x"
+        and "x" in step.args
+        and owned[step.args.index("x")]
+        and _type(inputs[step.args.index("x")]) == node.out_types[0]
+    ):
+        return dataclasses.replace(node, accumulate=True)
+    return node
+
+
+def _type(input: tuple[Node, Port, list[int]]) -> Any:
+    producer, port, _ = input
+    return producer.out_types[port.index]
 
 
 # --------------------------------------------------------------------------
@@ -222,8 +280,9 @@ def _macros(template: str) -> Any:
 def render(net: Network, about: list[str], class_doc: str) -> str:
     env = environment()
     inputs, plan, returns = plan_forward(net)
+    chosen = {step.node.name: step.node for step in plan}  # in-place variants
     inits = []
-    for n in net.nodes:
+    for n in (chosen.get(n.name, n) for n in net.nodes):
         code = str(_macros(n.template).init(n)).strip()
         if code:
             inits.append({"trace": trace(n), "code": code})

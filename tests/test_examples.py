@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -92,6 +93,32 @@ def test_examples_match_reference(name: str) -> None:
             else next(iter(values.values()))[0]
         )
         assert_parity(y.numpy(), R.to_torch(expected), f"example {name}", rtol=1e-5)
+
+
+def test_in_place_layers_train_like_out_of_place_ones(tmp_path) -> None:
+    """In-place ReLUs and += must leave the gradients alone, not just the outputs.
+
+    The golden residual network is rewritten with every in-place step spelled
+    out of place; both versions then take one training step's backward pass.
+    """
+    source = (REPO / "generated_examples" / "residual_dag" / "model.py").read_text()
+    accumulate = re.compile(r"^(\s+)x \+= (\w+)$", re.MULTILINE)
+    plain = accumulate.sub(r"\1x = x + \2", source)
+    plain = plain.replace("nn.ReLU(inplace=True)", "nn.ReLU()")
+    assert accumulate.search(source) and "ReLU(inplace=True)" in source
+    assert not accumulate.search(plain) and "ReLU(inplace=True)" not in plain
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "model.py").write_text(plain)
+    weights = REPO / "generated_examples" / "residual_dag" / "weights.pt"
+    x = torch.rand(2, 3, 32, 32) * 255
+    grads = []
+    for folder in (REPO / "generated_examples" / "residual_dag", tmp_path / "plain"):
+        model = import_generated(folder).load_model(weights).train()
+        y = model(x.clone())
+        y.square().sum().backward()
+        grads.append([y.detach(), *(p.grad for p in model.parameters())])
+    for a, b in zip(*grads, strict=True):
+        assert torch.equal(a, b)
 
 
 def test_generated_examples_pass_black_and_ruff() -> None:

@@ -602,6 +602,46 @@ def _():
     return Graph(layers, pairs, {"in": IMG})
 
 
+@case("in-place-relu-skipped-when-input-is-read-again")
+def _():
+    # bn feeds both the ReLU and the addition: the ReLU must not overwrite it.
+    layers = [
+        M.image_input("in", IMG),
+        M.conv2d("conv", w(3, 3, 3, 4), w(4, seed=1), padding="same"),
+        bn("bn", 4),
+        M.relu("relu"),
+        M.addition("add"),
+        M.relu("relu_in"),
+    ]
+    pairs = [
+        ("in", "conv"),
+        ("conv", "bn"),
+        ("bn", "relu"),
+        ("bn", "add/in1"),
+        ("relu", "add/in2"),
+        ("in", "relu_in"),
+    ]
+    return Graph(layers, pairs, {"in": IMG})
+
+
+@case("in-place-add-skipped-when-it-would-broadcast")
+def _():
+    # x holds the one-channel branch, which cannot hold the 4-channel sum.
+    layers = [
+        M.image_input("in", IMG),
+        M.conv2d("wide", w(3, 3, 3, 4), w(4, seed=1), padding="same"),
+        M.conv2d("narrow", w(1, 1, 3, 1, seed=2), w(1, seed=3)),
+        M.addition("add"),
+    ]
+    pairs = [
+        ("in", "wide"),
+        ("in", "narrow"),
+        ("wide", "add/in1"),
+        ("narrow", "add/in2"),
+    ]
+    return Graph(layers, pairs, {"in": IMG})
+
+
 @case("multiplication-three")
 def _():
     layers = [
@@ -1070,8 +1110,11 @@ def test_layer_matches_reference(name: str, tmp_path) -> None:
         )
         for spec in result.network.inputs
     ]
+    copies = [a.clone() for a in args]
     with torch.no_grad():
         ys = model(*args)
+    for a, c in zip(args, copies, strict=True):  # in-place layers keep off inputs
+        assert torch.equal(a, c), f"{name}: forward modified its input"
     ys = ys if isinstance(ys, tuple) else (ys,)
     if pairs is None:
         expected = [R.run_layers(layers, xs[layers[0].get("Name")])[-1]]

@@ -16,6 +16,7 @@ class Combine(Node):
     op: str  # "+", "*" or "cat"
     dim: int = 1
     pres: tuple[str, ...] = ()  # per input: re-layout of mixed sequences
+    accumulate: bool = False  # `x += other`: x is not read again (render.py)
 
 
 def _combine(layer: Layer, op: str, out: TensorType, dim: int = 1) -> Combine:

@@ -153,7 +153,7 @@ class Net(nn.Module):
         # MATLAB: 'conv' (Convolution1DLayer)
         self.conv = nn.Conv1d(3, 8, kernel_size=3)
         # MATLAB: 'relu' (ReLULayer)
-        self.relu = nn.ReLU()
+        self.relu = nn.ReLU(inplace=True)
         # MATLAB: 'norm' (LayerNormalizationLayer)
         self.norm = nn.LayerNorm(8)
         # MATLAB: 'bilstm' (BiLSTMLayer)
@@ -188,7 +188,8 @@ class Net(nn.Module):
             def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
                 if attribute in CHANNELS_FIRST:
                     output = output.transpose(1, 2)
-                captured[name] = output
+                # copied: a later in-place ReLU or += may overwrite the original
+                captured[name] = output.clone()
 
             return hook
 

@@ -76,7 +76,7 @@ class Net(nn.Module):
         # MATLAB: 'batchnorm_1' (BatchNormalizationLayer)
         self.batchnorm_1 = nn.BatchNorm2d(8)
         # MATLAB: 'relu_1' (ReLULayer)
-        self.relu_1 = nn.ReLU()
+        self.relu_1 = nn.ReLU(inplace=True)
         # MATLAB: 'maxpool_1' (MaxPooling2DLayer)
         self.maxpool_1 = nn.MaxPool2d(2, stride=2)
         # MATLAB: 'conv_2' (Convolution2DLayer)
@@ -84,7 +84,7 @@ class Net(nn.Module):
         # MATLAB: 'batchnorm_2' (BatchNormalizationLayer)
         self.batchnorm_2 = nn.BatchNorm2d(16)
         # MATLAB: 'relu_2' (ReLULayer)
-        self.relu_2 = nn.ReLU()
+        self.relu_2 = nn.ReLU(inplace=True)
         # MATLAB: 'fc' (FullyConnectedLayer)
         self.fc = nn.Linear(784, 10)
         # MATLAB: 'softmax' (SoftmaxLayer)
@@ -116,7 +116,8 @@ class Net(nn.Module):
 
         def keep(attribute: str, name: str):
             def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
-                captured[name] = output
+                # copied: a later in-place ReLU or += may overwrite the original
+                captured[name] = output.clone()
 
             return hook
 

@@ -74,7 +74,7 @@ class Net(nn.Module):
         # MATLAB: 'conv1' (Convolution2DLayer)
         self.conv1 = nn.Conv2d(3, 8, kernel_size=5, stride=2, padding=1)
         # MATLAB: 'relu1' (ReLULayer)
-        self.relu1 = nn.ReLU()
+        self.relu1 = nn.ReLU(inplace=True)
         # MATLAB: 'norm1' (CrossChannelNormalizationLayer)
         self.norm1 = CrossChannelNorm(4, alpha=0.0001, beta=0.75, k=2.0)
         # MATLAB: 'pool1' (MaxPooling2DLayer)
@@ -82,11 +82,11 @@ class Net(nn.Module):
         # MATLAB: 'conv2' (Convolution2DLayer)
         self.conv2 = nn.Conv2d(8, 12, kernel_size=3, padding=1, groups=2)
         # MATLAB: 'relu2' (ReLULayer)
-        self.relu2 = nn.ReLU()
+        self.relu2 = nn.ReLU(inplace=True)
         # MATLAB: 'fc6' (FullyConnectedLayer)
         self.fc6 = nn.Linear(144, 16)
         # MATLAB: 'relu6' (ReLULayer)
-        self.relu6 = nn.ReLU()
+        self.relu6 = nn.ReLU(inplace=True)
         # MATLAB: 'drop6' (DropoutLayer)
         self.drop6 = nn.Dropout()
         # MATLAB: 'fc8' (FullyConnectedLayer)
@@ -126,7 +126,8 @@ class Net(nn.Module):
 
         def keep(attribute: str, name: str):
             def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
-                captured[name] = output
+                # copied: a later in-place ReLU or += may overwrite the original
+                captured[name] = output.clone()
 
             return hook
 

@@ -87,25 +87,25 @@ class Net(nn.Module):
         # MATLAB: 'stem_bn' (BatchNormalizationLayer)
         self.stem_bn = nn.BatchNorm2d(8)
         # MATLAB: 'stem_relu' (ReLULayer)
-        self.stem_relu = nn.ReLU()
+        self.stem_relu = nn.ReLU(inplace=True)
         # MATLAB: 'res1_conv1' (Convolution2DLayer)
         self.res1_conv1 = nn.Conv2d(8, 8, kernel_size=3, padding=1)
         # MATLAB: 'res1_bn1' (BatchNormalizationLayer)
         self.res1_bn1 = nn.BatchNorm2d(8)
         # MATLAB: 'res1_relu1' (ReLULayer)
-        self.res1_relu1 = nn.ReLU()
+        self.res1_relu1 = nn.ReLU(inplace=True)
         # MATLAB: 'res1_conv2' (Convolution2DLayer)
         self.res1_conv2 = nn.Conv2d(8, 8, kernel_size=3, padding=1)
         # MATLAB: 'res1_bn2' (BatchNormalizationLayer)
         self.res1_bn2 = nn.BatchNorm2d(8)
         # MATLAB: 'res1_relu2' (ReLULayer)
-        self.res1_relu2 = nn.ReLU()
+        self.res1_relu2 = nn.ReLU(inplace=True)
         # MATLAB: 'res2_conv1' (Convolution2DLayer)
         self.res2_conv1 = nn.Conv2d(8, 16, kernel_size=3, stride=2)
         # MATLAB: 'res2_bn1' (BatchNormalizationLayer)
         self.res2_bn1 = nn.BatchNorm2d(16)
         # MATLAB: 'res2_relu1' (ReLULayer)
-        self.res2_relu1 = nn.ReLU()
+        self.res2_relu1 = nn.ReLU(inplace=True)
         # MATLAB: 'res2_conv2' (Convolution2DLayer)
         self.res2_conv2 = nn.Conv2d(16, 16, kernel_size=3, padding=1)
         # MATLAB: 'res2_bn2' (BatchNormalizationLayer)
@@ -113,7 +113,7 @@ class Net(nn.Module):
         # MATLAB: 'res2_skip' (Convolution2DLayer)
         self.res2_skip = nn.Conv2d(8, 16, kernel_size=1, stride=2)
         # MATLAB: 'res2_relu2' (ReLULayer)
-        self.res2_relu2 = nn.ReLU()
+        self.res2_relu2 = nn.ReLU(inplace=True)
         # MATLAB: 'gap' (GlobalAveragePooling2DLayer)
         self.gap = nn.AdaptiveAvgPool2d(1)
         # MATLAB: 'fc' (FullyConnectedLayer)
@@ -133,7 +133,7 @@ class Net(nn.Module):
         x = self.res1_relu1(x)
         x = self.res1_conv2(x)
         x = self.res1_bn2(x)
-        x = x + stem_relu
+        x += stem_relu
         del stem_relu
         x = self.res1_relu2(x)
         res1_relu2 = x
@@ -145,7 +145,7 @@ class Net(nn.Module):
         del x
         x = self.res2_skip(res1_relu2)
         del res1_relu2
-        x = res2_bn2 + x
+        x += res2_bn2
         del res2_bn2
         x = self.res2_relu2(x)
         x = self.gap(x)
@@ -165,7 +165,8 @@ class Net(nn.Module):
 
         def keep(attribute: str, name: str):
             def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
-                captured[name] = output
+                # copied: a later in-place ReLU or += may overwrite the original
+                captured[name] = output.clone()
 
             return hook
 

@@ -70,7 +70,7 @@ class Net(nn.Module):
         # MATLAB: 'enc_conv' (Convolution2DLayer)
         self.enc_conv = nn.Conv2d(3, 8, kernel_size=3)
         # MATLAB: 'enc_relu' (ReLULayer)
-        self.enc_relu = nn.ReLU()
+        self.enc_relu = nn.ReLU(inplace=True)
         # MATLAB: 'enc_pool' (MaxPooling2DLayer)
         self.enc_pool = nn.MaxPool2d(2, stride=2)
         # MATLAB: 'mid_conv' (Convolution2DLayer)
@@ -112,7 +112,8 @@ class Net(nn.Module):
 
         def keep(attribute: str, name: str):
             def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
-                captured[name] = output
+                # copied: a later in-place ReLU or += may overwrite the original
+                captured[name] = output.clone()
 
             return hook
 

@@ -71,7 +71,7 @@ class Encoder(nn.Module):
         # MATLAB: 'conv' (Convolution2DLayer)
         self.conv = nn.Conv2d(1, 4, kernel_size=3, stride=2)
         # MATLAB: 'relu' (ReLULayer)
-        self.relu = nn.ReLU()
+        self.relu = nn.ReLU(inplace=True)
         # MATLAB: 'meta_fc' (FullyConnectedLayer)
         self.meta_fc = nn.Linear(3, 4)
         # MATLAB: 'mu' (FullyConnectedLayer)
@@ -114,7 +114,8 @@ class Encoder(nn.Module):
 
         def keep(attribute: str, name: str):
             def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
-                captured[name] = output
+                # copied: a later in-place ReLU or += may overwrite the original
+                captured[name] = output.clone()
 
             return hook
 
