@@ -137,7 +137,8 @@ def plan_forward(net: Network) -> tuple[list[str], list[Step], list[str]]:
     the ``identity = x`` of a hand-written residual block); values needed
     only later are named after their layer (``<layer>_<port>`` for extra
     outputs). Named values, and ``x`` when it would otherwise linger, are
-    deleted right after their last use.
+    deleted right after their last use; a ReLU or an addition that is the
+    last reader of a fresh tensor overwrites it (``_in_place``).
     """
     nodes = {n.name: n for n in net.nodes}
 
