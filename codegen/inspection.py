@@ -7,11 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from codegen import graph as graph_mod
 from codegen.ir import TensorType
-from codegen.matfile import MatObject, load_variables
+from codegen.matfile import MatObject
 from codegen.parse import parse_layers
-from codegen.pipeline import choose_variable
+from codegen.pipeline import load_graph
 
 
 def learnable_count(record: MatObject) -> int:
@@ -21,8 +20,11 @@ def learnable_count(record: MatObject) -> int:
     for key, value in record.fields.items():
         if isinstance(value, dict) and "Value" in value and "LearnRateFactor" in value:
             total += int(np.size(value["Value"]))
-        elif (
-            isinstance(custom, dict) and key in custom and isinstance(value, np.ndarray)
+        elif isinstance(value, np.ndarray) and (
+            (isinstance(custom, dict) and key in custom)
+            # a bare array with its factor beside it: Weights + WeightLearnRateFactor
+            or f"{key.removesuffix('s')}LearnRateFactor" in record
+            or f"{key}LearnRateFactor" in record
         ):
             total += int(value.size)
     return total
@@ -47,9 +49,8 @@ def _normalization(record: MatObject) -> str:
 def inspect(path: Path, var: str | None = None) -> dict[str, Any]:
     """A JSON-ready description of every layer and the network as a whole."""
     path = Path(path)
-    name = choose_variable(path, var)
-    record = load_variables(path, [name])[name]
-    layer_graph = graph_mod.build(record, f"{path.name}: variable '{name}'")
+    loaded = load_graph(path, var)
+    name, layer_graph = loaded.variable, loaded.graph
     parsed = parse_layers(layer_graph)
     layers = []
     for layer_name, rec in zip(layer_graph.names, layer_graph.layers, strict=True):
