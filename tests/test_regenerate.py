@@ -22,6 +22,7 @@ import torch
 from conftest import FIXTURES, assert_parity, import_generated, require_fixtures
 from resnets import resnet
 
+from codegen import cli
 from codegen import reference as R
 from codegen.matfile import MatObject, load_variables, write_mat
 from codegen.pipeline import convert
@@ -29,6 +30,7 @@ from codegen.regenerate import (
     MERGE_NAME,
     PAUSE_ENV,
     SIDECAR_NAME,
+    diff3,
     merge,
     read_sidecar,
 )
@@ -46,6 +48,14 @@ def mat2torch(
         timeout=300,
         env=env,
     )
+
+
+def cli_run(capsys: Any, *args: Any) -> tuple[int, str, str]:
+    """The command line in-process (a subprocess costs seconds of imports)."""
+    capsys.readouterr()
+    code = cli.main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 def save(tmp_path: Path, variables: dict[str, Any]) -> Path:
@@ -241,7 +251,9 @@ def _scaled(record: MatObject, name: str, factor: float) -> dict[str, Any]:
 # ---- conflicts -------------------------------------------------------------------
 
 
-def test_conflict_writes_only_model_py_merge(tmp_path: Path, generated: Path) -> None:
+def test_conflict_writes_only_model_py_merge(
+    tmp_path: Path, generated: Path, capsys: Any
+) -> None:
     mine = (generated / "model.py").read_text()
     mine = edit(mine, "self.drop = nn.Dropout()", "self.drop = nn.Dropout(0.1)")
     (generated / "model.py").write_text(mine)
@@ -264,8 +276,8 @@ def test_conflict_writes_only_model_py_merge(tmp_path: Path, generated: Path) ->
     assert "nn.Dropout(0.1)" in block[1] and "nn.Dropout()" in block[2]
     assert "nn.Dropout(0.3)" in block[3]
     # still conflicted: refused again, nothing written
-    proc = mat2torch("convert", mat, "-o", generated)
-    assert proc.returncode == 1 and "conflict markers" in proc.stderr
+    code, _, err = cli_run(capsys, "convert", mat, "-o", generated)
+    assert code == 1 and "conflict markers" in err
     # the user resolves in model.py.merge, keeping their side; the next run takes it
     resolved = re.sub(
         r"<<<<<<< [^\n]*\n(.*?)\|{7} [^\n]*\n.*?=======\n.*?>>>>>>> [^\n]*\n",
@@ -275,8 +287,8 @@ def test_conflict_writes_only_model_py_merge(tmp_path: Path, generated: Path) ->
     )
     assert "<<<<<<<" not in resolved and "nn.Dropout(0.1)" in resolved
     (generated / MERGE_NAME).write_text(resolved)
-    proc = mat2torch("convert", mat, "-o", generated)
-    assert proc.returncode == 0, proc.stderr
+    code, _, err = cli_run(capsys, "convert", mat, "-o", generated)
+    assert code == 0, err
     assert (generated / "model.py").read_text() == resolved
     assert not (generated / MERGE_NAME).exists()
     assert sorted(p.name for p in generated.iterdir()) == [
@@ -285,55 +297,68 @@ def test_conflict_writes_only_model_py_merge(tmp_path: Path, generated: Path) ->
         "weights.pt",
     ]
     # and it stays resolved: the same .mat again changes nothing
-    assert mat2torch("convert", mat, "-o", generated, "--check").returncode == 0
+    assert cli_run(capsys, "convert", mat, "-o", generated, "--check")[0] == 0
 
 
 def test_foreign_or_damaged_model_is_not_touched(
-    tmp_path: Path, generated: Path
+    tmp_path: Path, generated: Path, capsys: Any
 ) -> None:
     mat = save(tmp_path, resnet(edit=INSERT))
     (generated / SIDECAR_NAME).write_text(
         (generated / SIDECAR_NAME).read_text().replace('"sha256": "', '"sha256": "0')
     )
     before = snapshot(generated)
-    proc = mat2torch("convert", mat, "-o", generated)
-    assert (
-        proc.returncode == 1 and "damaged" in proc.stderr and "--force" in proc.stderr
-    )
+    code, _, err = cli_run(capsys, "convert", mat, "-o", generated)
+    assert code == 1 and "damaged" in err and "--force" in err
     assert snapshot(generated) == before
     convert(mat, generated, force=True)
     (generated / "model.py").write_text(
         "import torch\n\n\nclass Mine(torch.nn.Module):\n    pass\n"
     )
     before = snapshot(generated)
-    proc = mat2torch("convert", save(tmp_path, resnet()), "-o", generated)
-    assert proc.returncode == 1 and "does not match" in proc.stderr
+    code, _, err = cli_run(capsys, "convert", save(tmp_path, resnet()), "-o", generated)
+    assert code == 1 and "does not match" in err
     assert snapshot(generated) == before
 
 
 # ---- --check and --diff ----------------------------------------------------------
 
 
-def test_check_and_diff(tmp_path: Path, generated: Path) -> None:
+def test_check_and_diff(tmp_path: Path, generated: Path, capsys: Any) -> None:
     mat = save(tmp_path, resnet())
-    proc = mat2torch("convert", mat, "-o", generated, "--check")
-    assert proc.returncode == 0, proc.stderr
+    code, out, err = cli_run(capsys, "convert", mat, "-o", generated, "--check")
+    assert code == 0 and "is up to date" in out, err
     base, retrained = resnet(), resnet(seed=1, edit=INSERT)
     mat = save(tmp_path, retrained)
     before = snapshot(generated)
-    proc = mat2torch("convert", mat, "-o", generated, "--check")
+    proc = subprocess.run(  # as in CI: no terminal, no input
+        [
+            sys.executable,
+            "-m",
+            "codegen",
+            "convert",
+            str(mat),
+            "-o",
+            str(generated),
+            "--check",
+        ],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 1
     reasons = proc.stderr.strip().splitlines()
     assert len(reasons) == 2, reasons
     assert "model.py: would change" in reasons[0] and "extra_drop" in reasons[0]
     assert "weights.pt: would change" in reasons[1]
-    proc = mat2torch("convert", mat, "-o", generated, "--diff")
-    assert proc.returncode == 0
+    code, diff, _ = cli_run(capsys, "convert", mat, "-o", generated, "--diff")
+    assert code == 0
     assert snapshot(generated) == before  # neither writes anything
-    assert "+        self.extra_drop = nn.Dropout(0.25)\n" in proc.stdout
-    assert proc.stdout.startswith("--- a/")
+    assert "+        self.extra_drop = nn.Dropout(0.25)\n" in diff
+    assert diff.startswith("--- a/")
     # the weights summary, against the MATLAB weights themselves
-    fc = re.search(r"^  fc\.weight: max abs change (\S+)$", proc.stdout, re.M)
+    fc = re.search(r"^  fc\.weight: max abs change (\S+)$", diff, re.M)
     old_w, new_w = (
         next(la for la in r["net"].get("Layers") if la.get("Name") == "fc").get(
             "Weights"
@@ -341,16 +366,14 @@ def test_check_and_diff(tmp_path: Path, generated: Path) -> None:
         for r in (base, retrained)
     )
     assert fc and float(fc[1]) == pytest.approx(np.abs(new_w - old_w).max(), rel=1e-3)
-    assert (
-        re.search(r"^  extra_drop", proc.stdout, re.M) is None
-    )  # a dropout has no weights
-    proc = mat2torch("convert", mat, "-o", generated)
-    assert proc.returncode == 0, proc.stderr
-    proc = mat2torch("convert", mat, "-o", generated, "--check")
-    assert proc.returncode == 0, proc.stderr
-    assert (
-        mat2torch("convert", mat, "-o", tmp_path / "nothing", "--check").returncode == 1
+    assert re.search(r"^  extra_drop", diff, re.M) is None  # a dropout has no weights
+    assert cli_run(capsys, "convert", mat, "-o", generated)[0] == 0
+    code, _, err = cli_run(capsys, "convert", mat, "-o", generated, "--check")
+    assert code == 0, err
+    code, _, err = cli_run(
+        capsys, "convert", mat, "-o", tmp_path / "nothing", "--check"
     )
+    assert code == 1 and "would be created" in err
     assert not (tmp_path / "nothing").exists()
 
 
@@ -518,3 +541,30 @@ def test_kill_9_while_writing_leaves_the_folder_as_it_was(
     after = snapshot(generated)
     assert after.keys() == before.keys()
     assert all(after[k] != before[k] for k in before)
+
+
+# ---- the diff3 underneath --------------------------------------------------------
+
+
+def test_diff3_regions() -> None:
+    """Hand-worked cases: separate changes merge, the same spot conflicts."""
+    base, ours, new = list("abcdefg"), list("aXcdefg"), list("abcdeYg")
+    kinds = [
+        (k, "".join(base[b.start : b.stop])) for k, b, _, _ in diff3(base, ours, new)
+    ]
+    assert kinds == [
+        ("same", "a"),
+        ("ours", "b"),
+        ("same", "cde"),
+        ("new", "f"),
+        ("same", "g"),
+    ]
+    regions = diff3(list("abc"), list("aXc"), list("aYc"))
+    assert [k for k, *_ in regions] == ["same", "conflict", "same"]
+    regions = diff3(list("abc"), list("aXc"), list("aXc"))
+    assert [k for k, *_ in regions] == ["same", "both", "same"]
+    # an insertion by one side next to an unchanged stretch is not a conflict
+    regions = diff3(list("abc"), list("abQc"), list("abc"))
+    assert [(k, o.start, o.stop) for k, _, o, _ in regions if k != "same"] == [
+        ("ours", 2, 3)
+    ]
