@@ -10,7 +10,8 @@ import numpy as np
 from codegen.ir import TensorType
 from codegen.matfile import MatObject
 from codegen.parse import parse_layers
-from codegen.pipeline import load_graph
+from codegen.pipeline import build, load_graph
+from codegen.plan import ForwardPlan
 
 
 def learnable_count(record: MatObject) -> int:
@@ -79,6 +80,8 @@ def inspect(path: Path, var: str | None = None) -> dict[str, Any]:
             entry["classes"] = [str(c) for c in classes]
         layers.append(entry)
     refused = [e for e in layers if e["status"] != "supported"]
+    if not refused:
+        _add_forward(layers, build(loaded)[1])
     return {
         "file": path.name,
         "variable": name,
@@ -89,6 +92,21 @@ def inspect(path: Path, var: str | None = None) -> dict[str, Any]:
         "refused": sum(e["status"] == "refused" for e in layers),
         "convertible": not refused,
     }
+
+
+def _add_forward(layers: list[dict[str, Any]], plan: ForwardPlan) -> None:
+    """What forward() does with each layer, from the plan render uses: the
+    variable its output goes to and whether it overwrites its input."""
+    steps = {s.node.name: s for s in plan.steps}
+    for entry in layers:
+        step = steps.get(entry["name"])
+        if step is not None:
+            entry["forward"] = {"variable": step.outs[0], "in_place": step.in_place}
+        elif entry["name"] in plan.input_layers:
+            entry["forward"] = {
+                "variable": plan.variable(entry["name"]),
+                "in_place": False,
+            }
 
 
 def render_text(report: dict[str, Any]) -> str:
