@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 
 from codegen import graph as graph_mod
+from codegen import matconvnet
 from codegen.ir import TensorType
-from codegen.matfile import MatObject, load_variables
+from codegen.matfile import MatObject
 from codegen.parse import parse_layers
 from codegen.pipeline import choose_variable
 
@@ -48,7 +49,7 @@ def inspect(path: Path, var: str | None = None) -> dict[str, Any]:
     """A JSON-ready description of every layer and the network as a whole."""
     path = Path(path)
     name = choose_variable(path, var)
-    record = load_variables(path, [name])[name]
+    record = matconvnet.load(path, name)
     layer_graph = graph_mod.build(record, f"{path.name}: variable '{name}'")
     parsed = parse_layers(layer_graph)
     layers = []

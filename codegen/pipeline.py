@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from codegen import graph as graph_mod
+from codegen import matconvnet
 from codegen.diagnostics import ConversionError
 from codegen.format import format_source, top_level_names
 from codegen.ir import Network
@@ -24,7 +25,6 @@ from codegen.matfile import (
     MatObject,
     Variable,
     list_variables,
-    load_variables,
 )
 from codegen.naming import FILE_NAMES, HELPER_NAMES, MODULE_ATTRIBUTES
 from codegen.parse import parse
@@ -61,6 +61,9 @@ def is_network_variable(v: Variable) -> bool:
 def choose_variable(path: Path, var: str | None) -> str:
     variables = list_variables(path)
     candidates = [v for v in variables if is_network_variable(v)]
+    candidates = candidates or [
+        v for v in variables if matconvnet.holds_network(path, v)
+    ]
     listing = ", ".join(f"'{v.name}' ({v.classname})" for v in candidates)
     if var is not None:
         found = [v for v in variables if v.name == var]
@@ -73,7 +76,9 @@ def choose_variable(path: Path, var: str | None) -> str:
                     else _no_network_hint(variables)
                 ),
             )
-        if not is_network_variable(found[0]):
+        if not is_network_variable(found[0]) and not matconvnet.holds_network(
+            path, found[0]
+        ):
             raise ConversionError(
                 f"{path.name}: variable '{var}' is a {found[0].classname}, not a network.",
                 hint=f"Networks in the file: {listing}." if candidates else "",
@@ -131,11 +136,12 @@ def convert(
             hint="Pass --force to overwrite it, or choose another output folder.",
         )
     name = choose_variable(path, var)
-    record = load_variables(path, [name])[name]
+    record = matconvnet.load(path, name)
     what = f"{path.name}: variable '{name}'"
     layer_graph = graph_mod.build(record, what)
     net = parse(layer_graph, source=path.name, variable=name, class_name=class_name)
     net = _detector_extras(net, record)
+    net = matconvnet.finish(net, record)
     result = generate(net, check=check)
     if out_dir is not None:
         result.written = write_outputs(Path(out_dir), result, force=force)

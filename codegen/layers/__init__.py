@@ -27,6 +27,7 @@ FAMILIES = (
     "function",
     "input",
     "linear",
+    "matconvnet",
     "norm",
     "output",
     "pool",
