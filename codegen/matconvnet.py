@@ -374,7 +374,7 @@ def finish(net: Network, record: Any) -> Network:
                 f"{h}×{w} images. forward() takes any size the layers accept."
             )
     call = (
-        "net.mode = 'test'; net.eval({'input', x})"
+        "net.mode = 'test'; net.eval({inputName, x})"
         if found == "dagnn"
         else "vl_simplenn(net, x, [], [], 'mode', 'test')"
     )

@@ -1427,9 +1427,8 @@ def mcn_conv(layer: MatObject, xs: list[Value]) -> list[Value]:
                     v * dx : v * dx + (Wo - 1) * sx + 1 : sx,
                     g * fc : (g + 1) * fc,
                 ]
-                y[:, :, g * Kg : (g + 1) * Kg] += np.einsum(
-                    "hwcn,ck->hwkn", slab, W[u, v, :, g * Kg : (g + 1) * Kg]
-                )
+                part = np.tensordot(slab, W[u, v, :, g * Kg : (g + 1) * Kg], (2, 0))
+                y[:, :, g * Kg : (g + 1) * Kg] += part.transpose(0, 1, 3, 2)
     bias = learn(layer, "biases")
     if bias is not None:
         y = y + bias.reshape(1, 1, K, 1)
