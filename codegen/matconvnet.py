@@ -34,7 +34,7 @@ INPUT_CLASS = "matconvnet.input"
 DAGNN_CLASS = "dagnn.DagNN"
 # Fully convolutional networks often record no input size; shapes shown and
 # the check forward pass then use this one (forward accepts any size).
-NOMINAL_SIZE = (64, 64)
+NOMINAL_SIZE = (32, 32)
 
 # Parameters, by position in SimpleNN's ``weights`` / DagNN's ``params``.
 PARAMS = {
