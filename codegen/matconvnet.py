@@ -314,6 +314,8 @@ def _input_record(
         if average.ndim <= 2 and 1 in average.shape and average.size == channels:
             average = average.reshape(1, 1, channels)  # a per-channel vector
         fields["averageImage"] = average
+        # what the toolbox's input layers call it (inspect shows it)
+        fields["Normalization"] = {"Type": "zerocenter", "AverageImage": average}
     return MatObject(INPUT_CLASS, fields)
 
 

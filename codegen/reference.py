@@ -1439,23 +1439,32 @@ def mcn_conv(layer: MatObject, xs: list[Value]) -> list[Value]:
 def mcn_convt(layer: MatObject, xs: list[Value]) -> list[Value]:
     """vl_nnconvt: the transpose of vl_nnconv. F is H×W×K×D (filter k is
     F(:,:,k,:)); input pixel (i,j) adds x·F into output (UP·i+u, UP·j+v);
-    then Crop [t b l r]: YH = UPH·(XH−1) + FH − t − b."""
+    then Crop [t b l r]: YH = UPH·(XH−1) + FH − t − b. NumGroups G: the D
+    input channels and the filters' depth split in G consecutive groups, each
+    making K outputs (K·G in all)."""
     x = images(xs[0])
     W = _mcn_4d(learn(layer, "filters"))
-    kh, kw, K, _ = W.shape
+    kh, kw, K, D = W.shape
     H, Wd, _, N = x.shape
+    G = int(num(layer, "numGroups", 1))
     uy, ux = _mcn_vector(layer, "upsample", 2, 1)
     t, b, left, r = _mcn_vector(layer, "crop", 4, 0)
-    full = np.zeros(((H - 1) * uy + kh, (Wd - 1) * ux + kw, K, N))
-    for u in range(kh):
-        for v in range(kw):
-            full[
-                u : u + (H - 1) * uy + 1 : uy, v : v + (Wd - 1) * ux + 1 : ux
-            ] += np.einsum("hwdn,kd->hwkn", x, W[u, v])
+    full = np.zeros(((H - 1) * uy + kh, (Wd - 1) * ux + kw, K * G, N))
+    dg = D // G
+    for g in range(G):
+        xg = x[:, :, g * dg : (g + 1) * dg]
+        for u in range(kh):
+            for v in range(kw):
+                part = np.tensordot(xg, W[u, v, :, g * dg : (g + 1) * dg], (2, 1))
+                full[
+                    u : u + (H - 1) * uy + 1 : uy,
+                    v : v + (Wd - 1) * ux + 1 : ux,
+                    g * K : (g + 1) * K,
+                ] += part.transpose(0, 1, 3, 2)
     y = full[t : full.shape[0] - b, left : full.shape[1] - r]
     bias = learn(layer, "biases")
     if bias is not None:
-        y = y + bias.reshape(1, 1, K, 1)
+        y = y + bias.reshape(1, 1, K * G, 1)
     return [Value(y, "SSCB")]
 
 

@@ -17,8 +17,10 @@ from conftest import assert_parity, import_generated, require_fixtures
 
 from codegen import reference as R
 from codegen.diagnostics import ConversionError
+from codegen.inspection import inspect
 from codegen.matfile import load_variables
 from codegen.pipeline import convert
+from codegen.verify import verify
 
 RNG = np.random.default_rng(13)
 DNCNN_S15 = "cszn__DnCNN__model__specifics__sigma=15.mat"
@@ -282,6 +284,14 @@ def simplenn() -> dict:
             "crop": np.array([[1.0, 2.0, 0.0, 1.0]]),
             "numGroups": 1.0,
         },
+        {
+            "type": "convt",
+            "name": "up3",
+            "weights": [f32(3, 3, 2, 6), f32(6, 1)],
+            "upsample": 1.0,
+            "crop": 1.0,
+            "numGroups": 3.0,
+        },
         {"type": "dropout", "name": "drop", "rate": 0.3},
         {"type": "sigmoid", "name": "sig"},
         conv_layer("c3", 1, 1, 6, 5),
@@ -490,6 +500,7 @@ def test_simplenn_every_type_matches_reference(tmp_path: Path, version: str) -> 
     assert 'CLASSES = ("a", "b", "c", "d", "e")' in code
     assert "CLASS_DESCRIPTIONS" in code
     assert "nn.LeakyReLU(0.1" in code and "groups=2" in code
+    assert "nn.ConvTranspose2d(6, 6, kernel_size=3, padding=1, groups=3)" in code
     assert "'objective' (matconvnet.softmaxloss" in " ".join(result.notes)
     assert "nn.CrossEntropyLoss" in code
     assert "x = x - self.input__mean" in code  # averageImage, in forward
@@ -537,6 +548,17 @@ def covered_classes() -> set[str]:
     covered |= {layer["type"] for layer in dagnn()["layers"]}
     covered |= {f"matconvnet.{t}" if f == "simplenn" else t for f, t in TRAINING_ONLY}
     return covered
+
+
+def test_inspect_and_verify_read_matconvnet(tmp_path: Path) -> None:
+    path = write_matconvnet(tmp_path / "net.mat", {"net": simplenn()}, "v7.3")
+    report = inspect(path)
+    assert report["class"] == "MatConvNet SimpleNN" and report["convertible"]
+    assert report["layers"][0]["normalization"] == "zerocenter"
+    assert report["layers"][1]["learnables"] == 3 * 3 * 3 * 8 + 8
+    convert(path, tmp_path / "out")
+    result = verify(path, tmp_path / "out")
+    assert result.ok and len(result.comparisons) > 10
 
 
 def test_struct_that_is_not_a_network_keeps_its_message(tmp_path: Path) -> None:

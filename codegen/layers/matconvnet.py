@@ -12,7 +12,8 @@ the MatConvNet section of codegen/reference.py:
 - max pooling ignores padding; average pooling divides by the number of
   real (unpadded) elements in the window;
 - ``convt`` filters are H×W×K×C_in, ``upsample`` is the stride, ``crop``
-  [t b l r] is removed from the full output UP·(X−1)+F;
+  [t b l r] is removed from the full output UP·(X−1)+F; ``numGroups`` G makes
+  K·G outputs, group g from input channels g·C_in/G.. (PyTorch's layout);
 - ``bnorm`` moments are [mean sigma] with sigma = sqrt(var + epsilon) already;
   at test time y = g·(x − mean)/sigma + b, epsilon is not added again;
 - ``lrn``/``normalize`` param [N kappa alpha beta]: alpha is NOT divided by N;
@@ -111,13 +112,10 @@ def convt(layer: Layer) -> Node:
     w = _filters(layer)
     h, wd, count, depth = (*w.shape, 1, 1, 1)[:4] if w.ndim < 4 else w.shape
     groups = int(layer.number("numGroups", 1))
-    if groups != 1:
+    if depth != t.channels or t.channels % groups:
         raise LayerError(
-            f"transposed convolution with numGroups {groups} is not supported yet."
-        )
-    if depth != t.channels:
-        raise LayerError(
-            f"its filters have depth {depth} for {t.channels} input channels."
+            f"its filters have depth {depth} for {t.channels} input channels "
+            f"in {groups} group(s)."
         )
     fields = {
         "FilterSize": np.array([h, wd], dtype=np.float64),
@@ -127,9 +125,23 @@ def convt(layer: Layer) -> Node:
         "CroppingSize": _pad4(layer, "crop"),
     }
     bias = layer.learnable("biases")
+    if groups == 1:
+        if bias is not None:
+            fields["Bias"] = bias
+        return _transposed(_as(layer, fields), 2)
+    # numGroups G: input group g (D/G channels) makes outputs g·K ... g·K+K-1
+    # with the filters F(:,:,:,channels of g): PyTorch's grouped layout as is.
+    node = _transposed(_as(layer, fields), 2)
+    out_c = count * groups
+    kwargs = tuple(kw for kw in node.module.kwargs if kw[0] != "bias")
+    params = dict(node.params)
     if bias is not None:
-        fields["Bias"] = bias
-    return _transposed(_as(layer, fields), 2)
+        params["bias"] = mat_reshape(bias, (out_c,), "biases")
+    else:
+        kwargs += (("bias", False),)
+    call = Call(node.module.func, (t.channels, out_c), (*kwargs, ("groups", groups)))
+    out = dataclasses.replace(node.out_type, channels=out_c)
+    return dataclasses.replace(node, module=call, params=params, out_types=(out,))
 
 
 @register(
@@ -347,9 +359,8 @@ def loss(layer: Layer) -> Node:
 )
 def input_(layer: Layer) -> Node:
     fields: dict[str, Any] = {"InputSize": layer.raw("imageSize")}
-    average = layer.raw("averageImage")
-    if average is not None:
-        fields["Normalization"] = {"Type": "zerocenter", "AverageImage": average}
+    if layer.has("Normalization"):  # {zerocenter, averageImage} from the reader
+        fields["Normalization"] = layer.raw("Normalization")
     return image_input(_as(layer, fields))
 
 
