@@ -286,10 +286,20 @@ def _named_params(names: tuple[str, ...], values: list[Any]) -> dict[str, Any]:
 # The input: size and normalization from net.meta
 
 
+def _meta(net: dict) -> dict:
+    """net.meta; files from before MatConvNet 1.0-beta keep its fields at the top."""
+    meta = net.get("meta")
+    if isinstance(meta, dict):
+        return meta
+    return {
+        k: net[k] for k in ("normalization", "classes") if isinstance(net.get(k), dict)
+    }
+
+
 def _input_record(
     net: dict, consumer: MatObject, name: str, what: str, var: str = ""
 ) -> MatObject:
-    meta = net.get("meta") if isinstance(net.get("meta"), dict) else {}
+    meta = _meta(net)
     norm = (
         meta.get("normalization") if isinstance(meta.get("normalization"), dict) else {}
     )
@@ -356,7 +366,7 @@ def finish(net: Network, record: Any) -> Network:
         return net
     if isinstance(record, MatObject):
         record = _dagnn_object(record, net.source)
-    meta = record.get("meta") if isinstance(record.get("meta"), dict) else {}
+    meta = _meta(record)
     notes = list(net.notes)
     constants = list(net.constants)
     outputs = list(net.outputs)
@@ -392,7 +402,7 @@ def finish(net: Network, record: Any) -> Network:
 
 
 def _size_known(name: str, record: dict) -> bool:
-    meta = record.get("meta") if isinstance(record.get("meta"), dict) else {}
+    meta = _meta(record)
     norm = (
         meta.get("normalization") if isinstance(meta.get("normalization"), dict) else {}
     )

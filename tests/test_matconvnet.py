@@ -18,7 +18,7 @@ from conftest import assert_parity, import_generated, require_fixtures
 from codegen import reference as R
 from codegen.diagnostics import ConversionError
 from codegen.inspection import inspect
-from codegen.matfile import load_variables
+from codegen.matfile import MatObject, load_variables, write_mat
 from codegen.pipeline import convert
 from codegen.verify import verify
 
@@ -559,6 +559,41 @@ def test_inspect_and_verify_read_matconvnet(tmp_path: Path) -> None:
     convert(path, tmp_path / "out")
     result = verify(path, tmp_path / "out")
     assert result.ok and len(result.comparisons) > 10
+
+
+def test_pre_beta_simplenn_fields(tmp_path: Path) -> None:
+    """Before 1.0-beta: filters/biases fields, normalization/classes at the top."""
+    layer = conv_layer("c", 3, 3, 3, 2, pad=1.0)
+    layer["filters"], layer["biases"] = layer.pop("weights")
+    net = {
+        "layers": [layer, {"type": "softmax"}],
+        "normalization": {
+            "averageImage": f32(5, 6, 3),
+            "imageSize": np.array([[5.0, 6, 3]]),
+        },
+        "classes": {"name": ["cat", "dog"]},
+    }
+    path = write_matconvnet(tmp_path / "old.mat", {"net": net}, "v7")
+    result = check_against_reference(tmp_path, path, (5, 6, 3))
+    assert result.network.outputs[0].classes == ("cat", "dog")
+    assert [n.name for n in result.network.nodes] == ["input", "c", "layer2"]
+
+
+def test_dagnn_object_reads_its_saved_struct(tmp_path: Path) -> None:
+    def plain(v: Any) -> Any:
+        if isinstance(v, list):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    path = tmp_path / "obj.mat"
+    write_mat(path, {"net": MatObject("dagnn.DagNN", plain(dagnn()))})
+    assert convert(path, None).network.matlab_class == "MatConvNet DagNN"
+    write_mat(path, {"net": MatObject("dagnn.DagNN", {"mode": "test"})})
+    with pytest.raises(ConversionError, match="dagnn.DagNN object") as err:
+        convert(path, None)
+    assert "net = net.saveobj()" in err.value.render()
 
 
 def test_struct_that_is_not_a_network_keeps_its_message(tmp_path: Path) -> None:
