@@ -152,7 +152,7 @@ def _simplenn(
     used: set[str] = set()
     records: list[MatObject] = []
     for i, layer in enumerate(layers, start=1):
-        kind_ = _text(layer.get("type")) or "custom"
+        kind_ = _text(layer.get("type")) or "(no type)"
         # vl_simplenn_tidy names unnamed layers 'layer<i>'.
         name = _unique(_text(layer.get("name")) or f"layer{i}", used)
         fields = {k: v for k, v in layer.items() if k not in ("weights", "name")}

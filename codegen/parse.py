@@ -17,6 +17,10 @@ from codegen.render import doc
 
 # Toolboxes whose layers are MathWorks' own; anything else is user code.
 BUILTIN_PREFIXES = ("nnet.", "vision.", "rl.", "images.", "audio.", "textanalytics.")
+BUILTIN_PREFIXES += (
+    "matconvnet.",
+    "dagnn.",
+)  # MatConvNet types (codegen/matconvnet.py)
 
 
 @dataclass

@@ -633,6 +633,11 @@ def test_unknown_simplenn_type_is_refused_by_name(tmp_path: Path) -> None:
     with pytest.raises(ConversionError) as err:
         convert(path, None)
     assert "'mine' (matconvnet.custom)" in err.value.render()
+    net["layers"][1] = {"type": "spnorm", "name": "sp", "param": np.ones((1, 4))}
+    path = write_matconvnet(tmp_path / "s.mat", {"net": net}, "v7")
+    with pytest.raises(ConversionError) as err:
+        convert(path, None)
+    assert "'sp' (matconvnet.spnorm): is not supported" in err.value.render()
 
 
 # --------------------------------------------------------------------------
