@@ -17,10 +17,8 @@ from codegen.render import doc
 
 # Toolboxes whose layers are MathWorks' own; anything else is user code.
 BUILTIN_PREFIXES = ("nnet.", "vision.", "rl.", "images.", "audio.", "textanalytics.")
-BUILTIN_PREFIXES += (
-    "matconvnet.",
-    "dagnn.",
-)  # MatConvNet types (codegen/matconvnet.py)
+# MatConvNet's own types (codegen/matconvnet.py) are not user code either.
+BUILTIN_PREFIXES += ("matconvnet.", "dagnn.")
 
 
 @dataclass
