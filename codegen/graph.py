@@ -42,6 +42,10 @@ class LayerGraph:
 
 def build(value: Any, what: str) -> LayerGraph:
     """Layers and connections of a saved network, LayerGraph or layer array."""
+    from codegen import matconvnet  # MatConvNet structs (it imports this module)
+
+    if (found := matconvnet.build(value, what)) is not None:
+        return found
     matlab_class, layers, connections, outputs = _unpack(value, what)
     if not layers:
         raise ConversionError(f"{what} holds no layers.")

@@ -18,6 +18,8 @@ from codegen.text import doc
 
 # Toolboxes whose layers are MathWorks' own; anything else is user code.
 BUILTIN_PREFIXES = ("nnet.", "vision.", "rl.", "images.", "audio.", "textanalytics.")
+# MatConvNet's own types (codegen/matconvnet.py) are not user code either.
+BUILTIN_PREFIXES += ("matconvnet.", "dagnn.")
 
 
 @dataclass

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from codegen import graph as graph_mod
+from codegen import matconvnet
 from codegen.diagnostics import ConversionError
 from codegen.format import format_source, top_level_names
 from codegen.graph import LayerGraph
@@ -27,7 +28,6 @@ from codegen.matfile import (
     SHALLOW_CLASSES,
     Variable,
     list_variables,
-    load_variables,
 )
 from codegen.naming import MODULE_ATTRIBUTES, name_network, reserved_names
 from codegen.parse import parse
@@ -58,15 +58,16 @@ class Loaded:
     path: Path
     variable: str
     graph: LayerGraph
+    record: Any  # the decoded variable (MatConvNet's meta is read from it)
 
 
 def load_graph(path: Path, var: str | None = None) -> Loaded:
     """read → graph: the network variable of ``path`` and its layer graph."""
     path = Path(path)
     name = choose_variable(path, var)
-    record = load_variables(path, [name])[name]
+    record = matconvnet.load(path, name)
     graph = graph_mod.build(record, f"{path.name}: variable '{name}'")
-    return Loaded(path=path, variable=name, graph=graph)
+    return Loaded(path=path, variable=name, graph=graph, record=record)
 
 
 def build(loaded: Loaded, class_name: str | None = None) -> tuple[Network, ForwardPlan]:
@@ -77,7 +78,7 @@ def build(loaded: Loaded, class_name: str | None = None) -> tuple[Network, Forwa
         variable=loaded.variable,
         class_name=class_name,
     )
-    net = name_network(net)
+    net = name_network(matconvnet.finish(net, loaded.record))
     return net, plan_forward(net)
 
 
@@ -97,6 +98,9 @@ def is_network_variable(v: Variable) -> bool:
 def choose_variable(path: Path, var: str | None) -> str:
     variables = list_variables(path)
     candidates = [v for v in variables if is_network_variable(v)]
+    candidates = candidates or [
+        v for v in variables if matconvnet.holds_network(path, v)
+    ]
     listing = ", ".join(f"'{v.name}' ({v.classname})" for v in candidates)
     if var is not None:
         found = [v for v in variables if v.name == var]
@@ -109,7 +113,9 @@ def choose_variable(path: Path, var: str | None) -> str:
                     else _no_network_hint(variables)
                 ),
             )
-        if not is_network_variable(found[0]):
+        if not is_network_variable(found[0]) and not matconvnet.holds_network(
+            path, found[0]
+        ):
             raise ConversionError(
                 f"{path.name}: variable '{var}' is a {found[0].classname}, not a network.",
                 hint=f"Networks in the file: {listing}." if candidates else "",

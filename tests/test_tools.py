@@ -283,9 +283,13 @@ def test_inspect_counts_learnables_stored_as_bare_arrays() -> None:
     """positionEmbeddingLayer keeps Weights as a bare array beside its
     WeightLearnRateFactor; inspect once counted 0 learnables for it."""
     require_fixtures()
-    path = FIXTURES / "real" / (
-        "matlab-deep-learning__transformer-networks-for-time-series-prediction"
-        "__transformer_demo.mat"
+    path = (
+        FIXTURES
+        / "real"
+        / (
+            "matlab-deep-learning__transformer-networks-for-time-series-prediction"
+            "__transformer_demo.mat"
+        )
     )
     record = load_variables(path, ["net"])["net"]
     layer = next(r for r in record.get("Layers") if r.get("Name") == "pos-emb")

@@ -27,6 +27,7 @@ FAMILIES = (
     "function",
     "input",
     "linear",
+    "matconvnet",
     "norm",
     "output",
     "pool",
@@ -317,11 +318,21 @@ def collapse(values: tuple[int, ...]) -> int | tuple[int, ...]:
     return values[0] if len(set(values)) == 1 else values
 
 
-def supported_table() -> str:
-    """The README's supported-layer table, generated from the registry."""
+def supported_table(matconvnet: bool = False) -> str:
+    """The README's supported-layer table, generated from the registry.
+
+    ``matconvnet`` selects the MatConvNet table (SimpleNN types and DagNN
+    blocks) instead of the Deep Learning Toolbox one.
+    """
+    if matconvnet:
+        rows = ["| MatConvNet layer | generated PyTorch |", "|---|---|"]
+        for name in sorted(n for n in registry() if FAMILY_OF[n] == "matconvnet"):
+            rows.append(f"| `{name}` | {TORCH_OF[name]} |")
+        return "\n".join(rows)
     rows = ["| MATLAB class | family | generated PyTorch |", "|---|---|---|"]
     for name in sorted(registry(), key=lambda n: (FAMILY_OF[n], n)):
-        rows.append(f"| `{name}` | {FAMILY_OF[name]} | {TORCH_OF[name]} |")
+        if FAMILY_OF[name] != "matconvnet":
+            rows.append(f"| `{name}` | {FAMILY_OF[name]} | {TORCH_OF[name]} |")
     return "\n".join(rows)
 
 
