@@ -566,3 +566,15 @@ def test_diff3_regions() -> None:
     assert [(k, o.start, o.stop) for k, _, o, _ in regions if k != "same"] == [
         ("ours", 2, 3)
     ]
+
+
+def test_crlf_model_keeps_its_line_endings() -> None:
+    base = (
+        "import torch\n\n\nclass A:\n    def __init__(self):\n        self.a = 1\n"
+        "        self.b = 2\n\n    def forward(self, x):\n        x = x + 1\n"
+        "        return x\n"
+    )
+    ours = base.replace("return x", "x = x * 1\n        return x").replace("\n", "\r\n")
+    merged = merge(base, ours, base.replace("self.b = 2", "self.b = 3"))
+    assert not merged.conflicts
+    assert merged.text == ours.replace("self.b = 2", "self.b = 3")
