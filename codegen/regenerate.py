@@ -762,6 +762,11 @@ def regenerate(out_dir: Path, result: Any, *, force: bool) -> tuple[Path, ...]:
     }
     if the_plan.ours == the_plan.code:
         del files[MODEL_NAME]  # byte for byte as the user has it: not even touched
+    for name in (WEIGHTS_NAME, SIDECAR_NAME):  # nor are files that would not change
+        path = out_dir / name
+        if path.is_file() and path.stat().st_size == len(files[name]):
+            if path.read_bytes() == files[name]:
+                del files[name]
     if the_plan.code != the_plan.new:
         result.notes += weights_fit(the_plan.code, net.class_name, result.weights)
     result.notes += _summary(the_plan)

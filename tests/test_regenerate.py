@@ -451,8 +451,10 @@ def test_merge_is_deterministic_and_idempotent(tmp_path: Path, generated: Path) 
     convert(mat, generated)
     once = snapshot(generated)
     assert once["model.py"] == first.text.encode()
+    stamps = {p.name: p.stat().st_mtime_ns for p in generated.iterdir()}
     convert(mat, generated)
     assert snapshot(generated) == once
+    assert {p.name: p.stat().st_mtime_ns for p in generated.iterdir()} == stamps
     # merging a result again changes nothing: new is already in it
     assert merge(new, first.text, new).text == first.text
     assert merge(base, first.text, new).text == first.text
