@@ -39,7 +39,7 @@ def main() -> None:
 
     from codegen.matfile import write_mat
     from codegen.pipeline import convert
-    from codegen.regenerate import _parsed, merge
+    from codegen.regenerate import _parsed, merge, regenerate
 
     root = Path(tempfile.mkdtemp())
     nets = {"base": root / "base" / "net.mat", "changed": root / "changed" / "net.mat"}
@@ -62,11 +62,11 @@ def main() -> None:
     convert(nets["base"], root / "warm")  # imports, caches
     layers = len(convert(nets["base"], None).network.nodes)
     base_code = convert(nets["base"], None).code
-    new_code = convert(nets["changed"], None).code
+    changed = convert(nets["changed"], None)
+    new_code = changed.code
     mine = edited(base_code)
-    times: dict[str, list[float]] = {
-        k: [] for k in ("plain", "merge", "weights", "alone")
-    }
+    keys = ("plain", "merge", "weights", "alone", "write", "step")
+    times: dict[str, list[float]] = {k: [] for k in keys}
     for i in range(args.runs):
         out = root / f"run{i}"
         times["plain"].append(timed(lambda out=out: convert(nets["base"], out)))
@@ -77,6 +77,15 @@ def main() -> None:
         (out / "model.py").write_text(mine)
         times["weights"].append(timed(lambda out=out: convert(nets["retrained"], out)))
         times["alone"].append(timed(lambda: merge(base_code, mine, new_code)))
+        # the writing step alone: into an empty folder, and with the merge
+        fresh, edited_dir = root / f"fresh{i}", root / f"edited{i}"
+        times["write"].append(
+            timed(lambda d=fresh: regenerate(d, changed, force=False))
+        )
+        convert(nets["base"], edited_dir)
+        (edited_dir / "model.py").write_text(mine)
+        step = timed(lambda d=edited_dir: regenerate(d, changed, force=False))
+        times["step"].append(step)
     m = {k: statistics.median(v) for k, v in times.items()}
     print(
         f"ResNet-50 topology: {layers} MATLAB layers, model.py {len(new_code.splitlines())} lines"
@@ -91,6 +100,10 @@ def main() -> None:
         f"(+{m['weights'] - m['plain']:.2f} s)"
     )
     print(f"the three-way merge alone: {m['alone']:.2f} s")
+    print(
+        f"writing step alone: {m['write']:.2f} s into an empty folder, {m['step']:.2f} s "
+        f"with the merge and weights check (+{m['step'] - m['write']:.2f} s)"
+    )
     print(f"(medians of {args.runs} runs)")
     shutil.rmtree(root)
 

@@ -393,7 +393,15 @@ Piece = str | Conflict
 def merge(
     base: str, ours: str, new: str, *, labels: tuple[str, str] = ("", "")
 ) -> Merge:
-    """Carry the changes base → new into ours (see the module docstring)."""
+    """Carry the changes base → new into ours (see the module docstring).
+
+    A model.py saved with CRLF line endings is merged as LF and given its
+    CRLF back, so that a Windows editor does not turn every line into a change.
+    """
+    if "\r\n" in ours:
+        done = merge(base, ours.replace("\r\n", "\n"), new, labels=labels)
+        done.text = done.text.replace("\n", "\r\n")
+        return done
     b, o = _tree(base, "the recorded base"), _tree(ours, labels[0] or MODEL_NAME)
     n = _tree(new, "the new model.py")
     pieces = _Merger().pair(b, o, n, "")
@@ -591,7 +599,7 @@ def plan(out_dir: Path, result: Any, *, force: bool, source: str = "") -> Plan:
     """Merge the new generation into ``out_dir``'s model.py, without writing."""
     new: str = result.code
     model = out_dir / MODEL_NAME
-    ours = model.read_text() if model.is_file() else None
+    ours = _read(model) if model.is_file() else None
     if force or ours is None:
         kind = "forced" if ours is not None else "fresh"
         return Plan(out_dir, new, ours, new, result.weights, kind=kind)
@@ -599,7 +607,7 @@ def plan(out_dir: Path, result: Any, *, force: bool, source: str = "") -> Plan:
     resolving = resolution.is_file()
     mine = ours
     if resolving:
-        mine = resolution.read_text()
+        mine = _read(resolution)
         _refuse_markers(resolution, mine)
         base = read_sidecar(out_dir / PENDING_NAME)
         if base is None:
@@ -636,6 +644,18 @@ def plan(out_dir: Path, result: Any, *, force: bool, source: str = "") -> Plan:
                 "model.py from scratch.",
             ) from exc
     return result_plan
+
+
+def _read(path: Path) -> str:
+    """The file's text with its own line endings (CRLF stays CRLF)."""
+    try:
+        return path.read_bytes().decode()
+    except UnicodeDecodeError as exc:
+        raise ConversionError(
+            f"{path} is not UTF-8 text (byte {exc.start}), so mat2torch cannot merge "
+            "into it.",
+            hint="Save it as UTF-8, or pass --force to regenerate it from scratch.",
+        ) from exc
 
 
 def _refuse_markers(path: Path, text: str) -> None:
@@ -742,6 +762,11 @@ def regenerate(out_dir: Path, result: Any, *, force: bool) -> tuple[Path, ...]:
     }
     if the_plan.ours == the_plan.code:
         del files[MODEL_NAME]  # byte for byte as the user has it: not even touched
+    for name in (WEIGHTS_NAME, SIDECAR_NAME):  # nor are files that would not change
+        path = out_dir / name
+        if path.is_file() and path.stat().st_size == len(files[name]):
+            if path.read_bytes() == files[name]:
+                del files[name]
     if the_plan.code != the_plan.new:
         result.notes += weights_fit(the_plan.code, net.class_name, result.weights)
     result.notes += _summary(the_plan)

@@ -451,8 +451,10 @@ def test_merge_is_deterministic_and_idempotent(tmp_path: Path, generated: Path) 
     convert(mat, generated)
     once = snapshot(generated)
     assert once["model.py"] == first.text.encode()
+    stamps = {p.name: p.stat().st_mtime_ns for p in generated.iterdir()}
     convert(mat, generated)
     assert snapshot(generated) == once
+    assert {p.name: p.stat().st_mtime_ns for p in generated.iterdir()} == stamps
     # merging a result again changes nothing: new is already in it
     assert merge(new, first.text, new).text == first.text
     assert merge(base, first.text, new).text == first.text
@@ -566,3 +568,61 @@ def test_diff3_regions() -> None:
     assert [(k, o.start, o.stop) for k, _, o, _ in regions if k != "same"] == [
         ("ours", 2, 3)
     ]
+
+
+def test_crlf_model_keeps_its_line_endings() -> None:
+    base = (
+        "import torch\n\n\nclass A:\n    def __init__(self):\n        self.a = 1\n"
+        "        self.b = 2\n\n    def forward(self, x):\n        x = x + 1\n"
+        "        return x\n"
+    )
+    ours = base.replace("return x", "x = x * 1\n        return x").replace("\n", "\r\n")
+    merged = merge(base, ours, base.replace("self.b = 2", "self.b = 3"))
+    assert not merged.conflicts
+    assert merged.text == ours.replace("self.b = 2", "self.b = 3")
+
+
+# ---- the project's example networks ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["residual_dag", "two_input_two_output", "lstm_classifier"]
+)
+def test_examples_regenerate_onto_edits_unchanged(tmp_path: Path, name: str) -> None:
+    """Same .mat again onto an edited model.py: nothing to do, nothing touched."""
+    from codegen.regenerate import preview
+
+    mat = Path(__file__).resolve().parent.parent / "examples" / f"{name}.mat"
+    out = tmp_path / "out"
+    convert(mat, out)
+    mine = (out / "model.py").read_text()
+    mine = mine.replace("    def activations(", "    # mine\n    def activations(", 1)
+    mine += "\n\ndef helper() -> int:\n    return 1\n"
+    (out / "model.py").write_text(mine)
+    before = snapshot(out)
+    result = convert(mat, None)
+    assert preview(out, result, force=False, diff=False)[0]
+    convert(mat, out)
+    assert snapshot(out) == before
+
+
+def test_example_hyper_parameter_change_merges(tmp_path: Path) -> None:
+    """legacy_alexnet_2017 with its dropout's probability changed, onto edits."""
+    from examples import legacy_alexnet_2017
+
+    variables = legacy_alexnet_2017()
+    out = tmp_path / "out"
+    convert(save(tmp_path, variables), out)
+    mine = edit(
+        (out / "model.py").read_text(),
+        "        x = self.drop6(x)\n",
+        "        x = self.drop6(x)  # regularize\n",
+    )
+    (out / "model.py").write_text(mine)
+    changed = _with_layer(variables["net"], "drop6", Probability=np.array([[0.3]]))
+    convert(save(tmp_path, {"net": changed}), out)
+    merged = (out / "model.py").read_text()
+    assert merged == mine.replace(
+        "self.drop6 = nn.Dropout()", "self.drop6 = nn.Dropout(0.3)"
+    )
+    assert_matches_reference(out, changed, (19, 17, 3))
