@@ -11,7 +11,9 @@ from codegen import graph as graph_mod
 from codegen.ir import TensorType
 from codegen.matfile import MatObject, load_variables
 from codegen.parse import parse_layers
-from codegen.pipeline import choose_variable
+from codegen.diagnostics import ConversionError
+from codegen.parse import parse
+from codegen.pipeline import choose_variable, generate
 
 
 def learnable_count(record: MatObject) -> int:
@@ -73,11 +75,14 @@ def inspect(path: Path, var: str | None = None) -> dict[str, Any]:
             )
         if "Normalization" in rec:
             entry["normalization"] = _normalization(rec)
-        classes = rec.get("Categories") or rec.get("ClassNames")
+        classes = next(
+            (rec.get(k) for k in ("Categories", "ClassNames") if k in rec), None
+        )
         if isinstance(classes, list) and classes:
             entry["classes"] = [str(c) for c in classes]
         layers.append(entry)
     refused = [e for e in layers if e["status"] != "supported"]
+    problem = "" if refused else _whole_network_problem(layer_graph, path, name)
     return {
         "file": path.name,
         "variable": name,
@@ -86,8 +91,23 @@ def inspect(path: Path, var: str | None = None) -> dict[str, Any]:
         "total_layers": len(layers),
         "total_learnables": sum(e["learnables"] for e in layers),
         "refused": sum(e["status"] == "refused" for e in layers),
-        "convertible": not refused,
+        "convertible": not refused and not problem,
+        **({"problem": problem} if problem else {}),
     }
+
+
+def _whole_network_problem(layer_graph: Any, path: Path, name: str) -> str:
+    """What convert would still refuse once every layer is supported.
+
+    The same steps as convert short of writing (outputs, generated code, the
+    size budget and the check forward pass), so the two never disagree.
+    """
+    try:
+        net = parse(layer_graph, source=path.name, variable=name, class_name=None)
+        generate(net, check=True)
+    except ConversionError as exc:
+        return exc.render()
+    return ""
 
 
 def render_text(report: dict[str, Any]) -> str:
@@ -137,7 +157,9 @@ def render_text(report: dict[str, Any]) -> str:
                 " ..." if len(e["classes"]) > 20 else ""
             )
             lines.append(f"Classes of {e['name']!r} ({len(e['classes'])}): {shown}")
-    if report["convertible"]:
+    if report.get("problem"):
+        lines.append(f"Every layer converts, but the network does not: {report['problem']}")
+    elif report["convertible"]:
         lines.append("Every layer converts.")
     else:
         lines.append(f"{report['refused']} layer(s) cannot be converted:")

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from codegen import graph as graph_mod
+from codegen.budget import check_untrained_size
 from codegen.diagnostics import ConversionError
 from codegen.format import format_source, top_level_names
 from codegen.ir import Network
@@ -211,6 +212,7 @@ def generate(net: Network, *, check: bool = True) -> Result:
             f"The .mat file holds NaN weights for {', '.join(nan)}; copied as they are."
         )
     code = _code(net, notes)
+    check_untrained_size(net, code, state)
     model = _instantiate(net, code, state)
     missing = sorted(set(model.state_dict()) - set(state))
     if missing:
