@@ -16,7 +16,9 @@ from codegen.naming import fallback_name
 # Far beyond MATLAB's largest pretrained networks; a file claiming more is
 # damaged, and generating and formatting its code would take hours.
 MAX_LAYERS = 5_000
-_RESAVE = "Save the network again in MATLAB (save('net.mat','net')) and convert the new file."
+_RESAVE = (
+    "Save the network again in MATLAB (save('net.mat','net')) and convert the new file."
+)
 
 # Named ports of multi-input/multi-output layers, by position.
 NAMED_PORTS = {

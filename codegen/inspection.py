@@ -8,11 +8,10 @@ from typing import Any
 import numpy as np
 
 from codegen import graph as graph_mod
+from codegen.diagnostics import ConversionError
 from codegen.ir import TensorType
 from codegen.matfile import MatObject, load_variables
-from codegen.parse import parse_layers
-from codegen.diagnostics import ConversionError
-from codegen.parse import parse
+from codegen.parse import parse, parse_layers
 from codegen.pipeline import choose_variable, generate
 
 
@@ -158,7 +157,9 @@ def render_text(report: dict[str, Any]) -> str:
             )
             lines.append(f"Classes of {e['name']!r} ({len(e['classes'])}): {shown}")
     if report.get("problem"):
-        lines.append(f"Every layer converts, but the network does not: {report['problem']}")
+        lines.append(
+            f"Every layer converts, but the network does not: {report['problem']}"
+        )
     elif report["convertible"]:
         lines.append("Every layer converts.")
     else:

@@ -11,9 +11,9 @@ from codegen.graph import LayerGraph
 from codegen.ir import InputSpec, Network, Node, OutputSpec, Port, TensorType
 from codegen.layers import Layer, LayerError, registry
 from codegen.matfile import MatObject
-from codegen.ports import check_output_ports, missing_port
 from codegen.naming import class_name as make_class_name
 from codegen.naming import fallback_name, unique_identifiers
+from codegen.ports import check_output_ports, missing_port
 from codegen.render import doc
 
 # Toolboxes whose layers are MathWorks' own; anything else is user code.

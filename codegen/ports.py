@@ -33,7 +33,9 @@ def check_output_ports(nodes: dict[str, Node], names: list[str], what: str) -> N
     for name in names:
         layer, _, port = name.partition("/")
         node = nodes[layer]
-        index = int(port[3:]) - 1 if port.startswith("out") and port[3:].isdigit() else 0
+        index = (
+            int(port[3:]) - 1 if port.startswith("out") and port[3:].isdigit() else 0
+        )
         if index >= len(node.out_types) and not node.elide:
             raise ConversionError(
                 f"{what}: its OutputNames names {name!r}, but layer {layer!r} "

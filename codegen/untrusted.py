@@ -126,7 +126,11 @@ def _walk(path: Path, m: mmap.mmap, order: str) -> tuple[set[int], int]:
             )
         mdtype, nbytes = struct.unpack_from(order + "II", m, pos)
         if mdtype >> 16:  # a small data element packed in its tag
-            raise corrupt(path, f"the top-level element at byte {pos} is malformed")
+            raise corrupt(
+                path,
+                f"the top-level element at byte {pos} is not a variable (its tag "
+                "is that of a packed small data element)",
+            )
         if mdtype not in (MI_MATRIX, MI_COMPRESSED):
             raise corrupt(
                 path,
@@ -169,7 +173,8 @@ def _inflated_size(
                 break
     except zlib.error as exc:
         raise corrupt(
-            path, f"the compressed variable at byte {start - 8} does not inflate ({exc})"
+            path,
+            f"the compressed variable at byte {start - 8} does not inflate ({exc})",
         ) from None
     if not inflater.eof:
         raise corrupt(
@@ -214,9 +219,7 @@ def _check_subsystem(
 # 2. decoding in a child process
 
 
-def run_isolated(
-    path: Path, layout: Layout, fn: Callable[..., Any], *args: Any
-) -> Any:
+def run_isolated(path: Path, layout: Layout, fn: Callable[..., Any], *args: Any) -> Any:
     """``fn(*args)`` in a forked child under ``layout``'s memory and time limits.
 
     Exceptions raised by ``fn`` come back as ``("error", type, message)``;
@@ -280,6 +283,9 @@ Failed = _Failed
 def _child(write_fd: int, layout: Layout, fn: Callable[..., Any], args: Any) -> None:
     code = 0
     try:
+        import faulthandler
+
+        faulthandler.disable()  # a crash here is reported by the parent
         try:
             import resource
 

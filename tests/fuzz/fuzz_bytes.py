@@ -117,7 +117,11 @@ def inner(data: bytes, a: int, b: int, c: int) -> bytes:
     elif how == 2:  # cut the inner element short
         body = body[: 8 + a % max(1, len(body) - 8)]
     else:  # an array-flags class byte (offset 16 holds the first one)
-        hits = [i for i in range(0, len(body) - 16, 8) if body[i : i + 8] == b"\x06\0\0\0\x08\0\0\0"]
+        hits = [
+            i
+            for i in range(0, len(body) - 16, 8)
+            if body[i : i + 8] == b"\x06\0\0\0\x08\0\0\0"
+        ]
         if hits:
             body[hits[a % len(hits)] + 8] = b % 18
     packed = zlib.compress(bytes(body))

@@ -46,7 +46,16 @@ def byte_sources(max_size: int | None = QUICK_SIZE) -> tuple[str, ...]:
     return tuple(names)
 
 
-NOT_MAT = ("empty", "text", "binary", "hdf5-plain", "hdf5-matlab-empty", "lfs", "header-only", "v4-like")
+NOT_MAT = (
+    "empty",
+    "text",
+    "binary",
+    "hdf5-plain",
+    "hdf5-matlab-empty",
+    "lfs",
+    "header-only",
+    "v4-like",
+)
 
 ints = st.integers(min_value=0, max_value=2**32 - 1)
 
@@ -61,7 +70,11 @@ def cases(max_size: int | None = QUICK_SIZE) -> st.SearchStrategy[Case]:
         b=ints,
         c=ints,
     )
-    return st.one_of(byte_cases, record_cases(), st.builds(Case, family=st.just("not-mat"), source=st.sampled_from(NOT_MAT), a=ints))
+    not_mat = st.builds(
+        Case, family=st.just("not-mat"), source=st.sampled_from(NOT_MAT), a=ints
+    )
+    # Byte mutants are cheap and varied; non-MAT files have few kinds.
+    return st.one_of(*[byte_cases] * 6, *[record_cases()] * 3, not_mat)
 
 
 def record_cases() -> st.SearchStrategy[Case]:
@@ -69,7 +82,10 @@ def record_cases() -> st.SearchStrategy[Case]:
         Case,
         family=st.just("records"),
         source=st.sampled_from(sorted(fuzz_records.BASES)),
-        op=st.sampled_from(sorted(fuzz_records.MUTATIONS)),
+        # long chains cost seconds each: one draw in 25
+        op=st.sampled_from(
+            sorted(set(fuzz_records.MUTATIONS) - {"long_chain"}) * 3 + ["long_chain"]
+        ),
         a=ints,
         b=ints,
         c=ints,
@@ -104,8 +120,12 @@ def materialize(case: Case, workdir: Path) -> tuple[Path, str]:
         data = _source_bytes(case.source, workdir.parent)
         path.write_bytes(fuzz_bytes.OPERATORS[case.op](data, case.a, case.b, case.c))
         return path, case.describe()
+    if case.family == "records" and case.op == "long_chain":
+        return _long_chain(case, workdir)
     if case.family == "records":
-        variables, what = fuzz_records.mutate(case.source, case.op, case.a, case.b, case.c)
+        variables, what = fuzz_records.mutate(
+            case.source, case.op, case.a, case.b, case.c
+        )
         try:
             write_mat(path, variables, version=case.version)
         except Exception as exc:  # the writer cannot express every mutant
@@ -115,11 +135,25 @@ def materialize(case: Case, workdir: Path) -> tuple[Path, str]:
     return path, case.describe()
 
 
+def _long_chain(case: Case, workdir: Path) -> tuple[Path, str]:
+    """Chains do not depend on the base network: write each size once."""
+    variables, _ = fuzz_records.mutate(case.source, case.op, case.a, case.b, case.c)
+    n = len(variables["net"] if "net" in variables else next(iter(variables.values())))
+    cached = workdir.parent / f"chain-{n}.mat"  # v7: a v7.3 10^5 chain takes ages
+    if not cached.exists():
+        write_mat(cached, {"net": next(iter(variables.values()))})
+    path = workdir / "case.mat"
+    path.write_bytes(cached.read_bytes())
+    return path, f"records:a chain of {n - 1} ReLU layers"
+
+
 def _write_not_mat(kind: str, path: Path, a: int) -> None:
     if kind == "empty":
         path.write_bytes(b"")
     elif kind == "text":
-        path.write_text("load net.mat\nnet = trainNetwork(X, Y, layers, opts);\n" * (1 + a % 50))
+        path.write_text(
+            "load net.mat\nnet = trainNetwork(X, Y, layers, opts);\n" * (1 + a % 50)
+        )
     elif kind == "binary":
         path.write_bytes(bytes((a * 7 + i * 13) % 256 for i in range(1 + a % 5000)))
     elif kind == "lfs":
@@ -128,9 +162,15 @@ def _write_not_mat(kind: str, path: Path, a: int) -> None:
             f"oid sha256:{'ab' * 32}\nsize {a % 10**8}\n"
         )
     elif kind == "header-only":
-        path.write_bytes(b"MATLAB 5.0 MAT-file, Platform: GLNXA64".ljust(124) + b"\x00\x01IM")
+        path.write_bytes(
+            b"MATLAB 5.0 MAT-file, Platform: GLNXA64".ljust(124) + b"\x00\x01IM"
+        )
     elif kind == "v4-like":
-        path.write_bytes((0).to_bytes(4, "little") + (a % 2**31).to_bytes(4, "little") + b"\0" * (a % 300))
+        path.write_bytes(
+            (0).to_bytes(4, "little")
+            + (a % 2**31).to_bytes(4, "little")
+            + b"\0" * (a % 300)
+        )
     else:
         import h5py
         import numpy as np
@@ -141,4 +181,6 @@ def _write_not_mat(kind: str, path: Path, a: int) -> None:
                 f["data"] = np.arange(a % 100)
         if userblock:
             with path.open("r+b") as fh:
-                fh.write(b"MATLAB 7.3 MAT-file, Platform: GLNXA64".ljust(124) + b"\x00\x02IM")
+                fh.write(
+                    b"MATLAB 7.3 MAT-file, Platform: GLNXA64".ljust(124) + b"\x00\x02IM"
+                )

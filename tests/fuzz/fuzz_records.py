@@ -14,9 +14,9 @@ from typing import Any
 
 import matlab as M
 import numpy as np
-from examples import EXAMPLES
 
 from codegen.matfile import MatObject
+from examples import EXAMPLES
 
 NAN = float("nan")
 INF = float("inf")
@@ -171,7 +171,8 @@ def learnable_value(net: Any, a: int, b: int, c: int) -> tuple[Any, str]:
         (i, k)
         for i, layer in enumerate(layers)
         for k, v in layer.fields.items()
-        if isinstance(v, dict) and "Value" in v or k in ("TrainedMean", "TrainedVariance")
+        if (isinstance(v, dict) and "Value" in v)
+        or k in ("TrainedMean", "TrainedVariance")
     ]
     if not spots:
         return field_value(net, a, b, c)
@@ -231,9 +232,15 @@ def layer_order(net: Any, a: int, b: int, c: int) -> tuple[Any, str]:
         return _set_layers(net, layers[::-1]), "layers reversed"
     i = b % len(layers)
     if how == 1:
-        return _set_layers(net, layers[:i] + layers[i + 1 :] or layers), f"layer {i} removed"
+        return (
+            _set_layers(net, layers[:i] + layers[i + 1 :] or layers),
+            f"layer {i} removed",
+        )
     if how == 2:
-        return _set_layers(net, [*layers[: i + 1], layers[i], *layers[i + 1 :]]), f"layer {i} duplicated"
+        return (
+            _set_layers(net, [*layers[: i + 1], layers[i], *layers[i + 1 :]]),
+            f"layer {i} duplicated",
+        )
     return _set_layers(net, [layers[i]]), f"only layer {i}"
 
 
@@ -258,13 +265,21 @@ def connections(net: Any, a: int, b: int, c: int) -> tuple[Any, str]:
         pairs = [*pairs[:k], *pairs[k + 1 :]]
         what = f"edge {k} removed"
     elif how == 4:
-        pairs = [(s + "/out7", d) if i == k else (s, d) for i, (s, d) in enumerate(pairs)]
+        pairs = [
+            (s + "/out7", d) if i == k else (s, d) for i, (s, d) in enumerate(pairs)
+        ]
         what = f"edge {k} from a missing output port"
     elif how == 5:
-        pairs = [(s, d.partition("/")[0] + "/in9") if i == k else (s, d) for i, (s, d) in enumerate(pairs)]
+        pairs = [
+            (s, d.partition("/")[0] + "/in9") if i == k else (s, d)
+            for i, (s, d) in enumerate(pairs)
+        ]
         what = f"edge {k} into a missing input port"
     elif how == 6:
-        table = {"Source": [s for s, _ in pairs] + ["extra"], "Destination": [d for _, d in pairs]}
+        table = {
+            "Source": [s for s, _ in pairs] + ["extra"],
+            "Destination": [d for _, d in pairs],
+        }
         return _set_pairs(net, table), "Source longer than Destination"
     else:
         pairs = [*pairs, (dst, dst)]
@@ -276,14 +291,24 @@ def output_names(net: Any, a: int, b: int, c: int) -> tuple[Any, str]:
     if isinstance(net, list) or net.classname != "dlnetwork":
         return connections(net, a, b, c)
     names = [str(layer.fields.get("Name", "")) for layer in _layers_of(net)]
-    choices = [["missing"], [names[a % len(names)] + "/out7"], [], M.d([1, 2]), [names[0]]]
+    choices = [
+        ["missing"],
+        [names[a % len(names)] + "/out7"],
+        [],
+        M.d([1, 2]),
+        [names[0]],
+    ]
     value = choices[b % len(choices)]
     return _with_fields(net, OutputNames=value), f"OutputNames = {_show(value)}"
 
 
 def categories(net: Any, a: int, b: int, c: int) -> tuple[Any, str]:
     layers = list(_layers_of(net))
-    spots = [i for i, layer in enumerate(layers) if "Categories" in layer.fields or "ClassNames" in layer.fields]
+    spots = [
+        i
+        for i, layer in enumerate(layers)
+        if "Categories" in layer.fields or "ClassNames" in layer.fields
+    ]
     if not spots:
         return field_value(net, a, b, c)
     i = spots[a % len(spots)]
@@ -295,8 +320,9 @@ def categories(net: Any, a: int, b: int, c: int) -> tuple[Any, str]:
 
 
 def long_chain(net: Any, a: int, b: int, c: int) -> tuple[Any, str]:
-    """A feature input and a chain of 10^3..10^5 ReLU layers."""
-    n = (1_000, 10_000, 100_000)[a % 3]
+    """A feature input and a chain of ReLU layers: 300 converts, 6,000 and
+    10^5 exceed mat2torch's layer cap (codegen.graph.MAX_LAYERS)."""
+    n = (300, 6_000, 100_000)[a % 3]
     layers = [M.feature_input("in", 3)] + [M.relu(f"r{i}") for i in range(n)]
     return layers, f"a chain of {n} ReLU layers"
 
@@ -314,7 +340,9 @@ MUTATIONS: dict[str, Callable[[Any, int, int, int], tuple[Any, str]]] = {
 }
 
 
-def mutate(base: str, mutation: str, a: int, b: int, c: int) -> tuple[dict[str, Any], str]:
+def mutate(
+    base: str, mutation: str, a: int, b: int, c: int
+) -> tuple[dict[str, Any], str]:
     """The variables of a mutated network file and a line saying what changed."""
     variables = BASES[base]()
     (name, net), *_ = variables.items()

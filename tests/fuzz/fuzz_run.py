@@ -20,6 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# Imported once here: every case is a fork of this process.
+import torch  # noqa: F401
+
+import codegen.inspection
+import codegen.verify  # noqa: F401
+
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES_DIR = REPO / "examples"
 REAL_DIR = REPO.parent / "shared" / "fixtures" / "real"
@@ -68,6 +74,9 @@ def run_case(
         os.close(read_fd)
         code = 0
         try:
+            import faulthandler
+
+            faulthandler.disable()  # pytest's dump is noise: the parent reports
             _limit_memory(memory_limit)
             try:
                 outcome = _classify(path, workdir, entry_points)
@@ -218,5 +227,6 @@ def _where() -> str:
 
 
 def summary(counts: dict[str, int]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
-
+    return ", ".join(
+        f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])
+    )

@@ -36,9 +36,10 @@ def main() -> int:
     counts: Counter[str] = Counter()
     started = time.monotonic()
 
-    with tempfile.TemporaryDirectory(prefix="mat2torch-fuzz-") as tmp, args.log.open(
-        "a"
-    ) as log:
+    with (
+        tempfile.TemporaryDirectory(prefix="mat2torch-fuzz-") as tmp,
+        args.log.open("a") as log,
+    ):
         work = Path(tmp) / "case"
 
         @seed(args.seed)
@@ -76,11 +77,20 @@ def main() -> int:
             log.flush()
             n = sum(counts.values())
             if n % 100 == 0:
-                print(f"{n} cases, {time.monotonic() - started:.0f} s: {summary(counts)}", flush=True)
+                print(
+                    f"{n} cases, {time.monotonic() - started:.0f} s: {summary(counts)}",
+                    flush=True,
+                )
 
         one()
-    bugs = {k: v for k, v in counts.items() if k not in ("converted", "refused", "unwritable")}
-    print(f"{sum(counts.values())} cases in {time.monotonic() - started:.0f} s: {summary(counts)}")
+    bugs = {
+        k: v
+        for k, v in counts.items()
+        if k not in ("converted", "refused", "unwritable")
+    }
+    print(
+        f"{sum(counts.values())} cases in {time.monotonic() - started:.0f} s: {summary(counts)}"
+    )
     print("bugs:", summary(bugs) if bugs else "none")
     return 1 if bugs else 0
 

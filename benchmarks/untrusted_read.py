@@ -1,0 +1,130 @@
+"""What reading untrusted files safely costs (codegen.untrusted).
+
+For each file: the decompressed size the structural scan finds, the time of
+the scan, of mat-io reading in-process (unprotected) and of the protected
+read (scan + forked child + pickled records back), and the reader's peak
+address space beyond its start, as a multiple of the decompressed size (the
+child's memory limit is MEMORY_FIXED + MEMORY_FACTOR × decompressed).
+
+Usage: python benchmarks/untrusted_read.py [FILE ...]
+(default: every file in ../shared/fixtures/real plus a synthetic 10^5-layer
+chain and a synthetic network with ~100 MB of weights).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+
+from codegen import matfile, untrusted  # noqa: E402
+from codegen.diagnostics import ConversionError  # noqa: E402
+
+
+def _vm_peak() -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmPeak:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _vm_now() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _peak_in_child(path: Path, names: list[str]) -> int:
+    """Address space mat-io adds while decoding (measured in a fork)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        start = _vm_now()
+        try:
+            matfile._load(path, names)
+            value = _vm_peak() - start
+        except BaseException:
+            value = -1
+        os.write(w, str(value).encode())
+        os._exit(0)
+    os.close(w)
+    data = os.read(r, 64)
+    os.waitpid(pid, 0)
+    os.close(r)
+    return int(data or b"-1")
+
+
+def measure(path: Path) -> str:
+    t0 = time.perf_counter()
+    try:
+        layout = untrusted.scan(path)
+    except ConversionError as exc:
+        return f"{path.name[:60]:60s} refused by the scan: {exc.message[:60]}"
+    t_scan = time.perf_counter() - t0
+    try:
+        t0 = time.perf_counter()
+        names = [v.name for v in matfile.list_variables(path)]
+        matfile.load_variables(path, names)
+        t_safe = time.perf_counter() - t0
+    except ConversionError as exc:
+        return f"{path.name[:60]:60s} refused: {exc.message[:60]}"
+    t0 = time.perf_counter()
+    matfile._whos(str(path))
+    matfile._load(path, names)
+    t_raw = time.perf_counter() - t0
+    peak = _peak_in_child(path, names)
+    ratio = peak / max(layout.decompressed, 1)
+    return (
+        f"{path.name[:60]:60s} {layout.version:5s} {path.stat().st_size / 1e6:8.2f} MB "
+        f"{layout.decompressed / 1e6:8.2f} MB  scan {t_scan * 1e3:7.1f} ms  "
+        f"raw {t_raw:6.2f} s  protected {t_safe:6.2f} s "
+        f"({(t_safe / t_raw - 1) * 100:+5.1f}%)  peak {peak / 1e6:8.1f} MB = "
+        f"{ratio:5.1f}× decompressed"
+    )
+
+
+def synthetic(tmp: Path) -> list[Path]:
+    import matlab as M
+
+    from codegen.matfile import write_mat
+
+    chain = tmp / "synthetic_chain_1e5.mat"
+    write_mat(
+        chain,
+        {"net": [M.feature_input("in", 3)] + [M.relu(f"r{i}") for i in range(100_000)]},
+    )
+    g = np.random.default_rng(0)
+    big = tmp / "synthetic_fc_100MB.mat"
+    layers = [M.feature_input("in", 5000)]
+    for i in range(5):
+        w = g.standard_normal((5000, 5000)).astype(np.float32)
+        layers.append(M.fully_connected(f"fc{i}", w, np.zeros(5000)))
+    write_mat(big, {"net": M.series(layers)})
+    return [chain, big]
+
+
+def main() -> None:
+    print(
+        f"memory limit = {untrusted.MEMORY_FIXED >> 20} MiB + "
+        f"{untrusted.MEMORY_FACTOR} × decompressed size"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        if len(sys.argv) > 1:
+            files = [Path(a) for a in sys.argv[1:]]
+        else:
+            real = REPO.parent / "shared" / "fixtures" / "real"
+            files = sorted(real.glob("*.mat")) + synthetic(Path(tmp))
+        for path in files:
+            print(measure(path), flush=True)
+
+
+if __name__ == "__main__":
+    main()
