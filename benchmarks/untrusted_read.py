@@ -6,14 +6,15 @@ read (scan + forked child + pickled records back), and the reader's peak
 address space beyond its start, as a multiple of the decompressed size (the
 child's memory limit is MEMORY_FIXED + MEMORY_FACTOR × decompressed).
 
-Usage: python benchmarks/untrusted_read.py [FILE ...]
-(default: every file in ../shared/fixtures/real plus a synthetic 10^5-layer
-chain and a synthetic network with ~100 MB of weights).
+Usage: python benchmarks/untrusted_read.py [--real | FILE ...]
+(default: a 2.7 MB v7 and a 1.6 MB v7.3 real file, a synthetic 10^5-layer
+chain and a synthetic network with 500 MB of weights; --real adds every file
+of ../shared/fixtures/real).
 """
 
 from __future__ import annotations
 
-import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -26,40 +27,32 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from codegen import matfile, untrusted  # noqa: E402
 from codegen.diagnostics import ConversionError  # noqa: E402
+from codegen.pipeline import is_network_variable  # noqa: E402
+
+_PEAK = """
+import sys
+from pathlib import Path
+from codegen import matfile
+matfile._import_reader()
+def vm(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1]) * 1024
+start = vm("VmSize:")
+matfile._load(Path(sys.argv[1]), sys.argv[2:])
+print(vm("VmPeak:") - start)
+"""
 
 
-def _vm_peak() -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmPeak:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def _vm_now() -> int:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def _peak_in_child(path: Path, names: list[str]) -> int:
-    """Address space mat-io adds while decoding (measured in a fork)."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        start = _vm_now()
-        try:
-            matfile._load(path, names)
-            value = _vm_peak() - start
-        except BaseException:
-            value = -1
-        os.write(w, str(value).encode())
-        os._exit(0)
-    os.close(w)
-    data = os.read(r, 64)
-    os.waitpid(pid, 0)
-    os.close(r)
-    return int(data or b"-1")
+def _peak(path: Path, names: list[str]) -> int:
+    """Address space mat-io adds while decoding, in a fresh interpreter."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _PEAK, str(path), *names],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    return int(proc.stdout.strip() or -1)
 
 
 def measure(path: Path) -> str:
@@ -71,7 +64,7 @@ def measure(path: Path) -> str:
     t_scan = time.perf_counter() - t0
     try:
         t0 = time.perf_counter()
-        names = [v.name for v in matfile.list_variables(path)]
+        names = [v.name for v in matfile.list_variables(path) if is_network_variable(v)]
         matfile.load_variables(path, names)
         t_safe = time.perf_counter() - t0
     except ConversionError as exc:
@@ -80,7 +73,7 @@ def measure(path: Path) -> str:
     matfile._whos(str(path))
     matfile._load(path, names)
     t_raw = time.perf_counter() - t0
-    peak = _peak_in_child(path, names)
+    peak = _peak(path, names)
     ratio = peak / max(layout.decompressed, 1)
     return (
         f"{path.name[:60]:60s} {layout.version:5s} {path.stat().st_size / 1e6:8.2f} MB "
@@ -117,11 +110,17 @@ def main() -> None:
         f"{untrusted.MEMORY_FACTOR} × decompressed size"
     )
     with tempfile.TemporaryDirectory() as tmp:
-        if len(sys.argv) > 1:
+        if len(sys.argv) > 1 and sys.argv[1] != "--real":
             files = [Path(a) for a in sys.argv[1:]]
         else:
             real = REPO.parent / "shared" / "fixtures" / "real"
-            files = sorted(real.glob("*.mat")) + synthetic(Path(tmp))
+            files = sorted(real.glob("*.mat")) if "--real" in sys.argv else []
+            files = [
+                real / "ivvasel__proyectoSCBIO__Matlab__Entrenamiento__PrimeraRed.mat",
+                real / "SS-Electronics__ECG_DL__ecg_cnn_trained.mat",  # v7.3
+                *files,
+                *synthetic(Path(tmp)),
+            ]
         for path in files:
             print(measure(path), flush=True)
 

@@ -126,7 +126,7 @@ def _output_names(
             "the file is damaged.",
             hint=_RESAVE,
         )
-    known = {str(layer.get("Name") or "") for layer in layers}
+    known = {_name_text(layer, i, what) for i, layer in enumerate(layers)}
     for name in names:
         if name and name not in known and name.rpartition("/")[0] not in known:
             raise ConversionError(
@@ -176,21 +176,11 @@ def _kind(v: Any) -> str:
 
 def _names(layers: list[MatObject], what: str = "") -> list[str]:
     """Layer names; unnamed layers get class-based names like MATLAB's."""
-    for i, layer in enumerate(layers):
-        name = layer.get("Name")
-        if isinstance(name, list) and len(name) == 1:
-            name = name[0]
-        if name is not None and not isinstance(name, str) and np.size(name) != 0:
-            raise ConversionError(
-                f"{what}: layer {i + 1} ({layer.classname}) has {_kind(name)} as "
-                "its Name, not text; the file is damaged.",
-                hint=_RESAVE,
-            )
+    texts = [_name_text(layer, i, what) for i, layer in enumerate(layers)]
     names: list[str] = []
     counts: dict[str, int] = {}
-    taken = {str(layer.get("Name") or "") for layer in layers}
-    for layer in layers:
-        name = str(layer.get("Name") or "")
+    taken = set(texts)
+    for layer, name in zip(layers, texts, strict=True):
         if not name or name in names:
             base = name or fallback_name(layer.classname)
             n = counts.get(base, 0)
@@ -203,6 +193,22 @@ def _names(layers: list[MatObject], what: str = "") -> list[str]:
             name = candidate
         names.append(name)
     return names
+
+
+def _name_text(layer: MatObject, i: int, what: str) -> str:
+    """A layer's Name as text ('' when unnamed); refuse a Name that is data."""
+    name = layer.get("Name")
+    if isinstance(name, list) and len(name) == 1:
+        name = name[0]
+    if name is None or (not isinstance(name, str) and np.size(name) == 0):
+        return ""
+    if not isinstance(name, str):
+        raise ConversionError(
+            f"{what}: layer {i + 1} ({layer.classname}) has {_kind(name)} as "
+            "its Name, not text; the file is damaged.",
+            hint=_RESAVE,
+        )
+    return name
 
 
 def _port(text: str, default_names: tuple[str, ...]) -> tuple[str, int]:

@@ -98,10 +98,19 @@ def _decode(path: Path, fn: Any, *args: Any) -> Any:
     (codegen.untrusted): a damaged file must not crash or exhaust this one."""
     _check_readable(path)
     layout = untrusted.scan(path)
+    _import_reader()
     try:
         return untrusted.run_isolated(path, layout, fn, *args)
     except untrusted.Failed as exc:
         raise _unreadable(path, exc.type_name, exc.message) from None
+
+
+def _import_reader() -> None:
+    """Import mat-io here, once, rather than in every child that reads."""
+    with _quiet():
+        import matio
+        import matio.subsystem.subsys
+        import matio.utils.matclass  # noqa: F401
 
 
 def _whos(path: str) -> dict[str, Any]:

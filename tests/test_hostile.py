@@ -22,6 +22,7 @@ from codegen import untrusted
 from codegen.diagnostics import ConversionError
 from codegen.inspection import inspect, render_text
 from codegen.matfile import MatObject, write_mat
+from codegen.naming import fallback_name
 from codegen.pipeline import convert
 from codegen.verify import verify
 from examples import feature_regression, two_input_two_output
@@ -173,6 +174,19 @@ def test_name_that_is_an_array(tmp_path: Path) -> None:
     assert (
         "layer 2 (nnet.cnn.layer.ReLULayer) has a 1×2 float64 array as its Name" in text
     )
+
+
+def test_name_that_is_an_empty_array_means_unnamed(tmp_path: Path) -> None:
+    """numpy refuses the truth value of an empty array: this once escaped."""
+    layers = [
+        M.feature_input("in", 3),
+        with_fields(M.relu("relu"), Name=np.zeros((0, 0))),
+        M.regression("out"),
+    ]
+    write_mat(tmp_path / "net.mat", chain(*layers))
+    result = convert(tmp_path / "net.mat", None)
+    unnamed = fallback_name("nnet.cnn.layer.ReLULayer") + "_1"  # as if saved unnamed
+    assert [n.name for n in result.network.nodes] == ["in", unnamed, "out"]
 
 
 def test_layers_in_reverse_order_leave_a_layer_without_input(tmp_path: Path) -> None:

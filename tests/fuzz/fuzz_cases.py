@@ -60,7 +60,12 @@ NOT_MAT = (
 ints = st.integers(min_value=0, max_value=2**32 - 1)
 
 
-def cases(max_size: int | None = QUICK_SIZE) -> st.SearchStrategy[Case]:
+def cases(
+    max_size: int | None = QUICK_SIZE,
+    weights: tuple[int, int, int] = (6, 3, 1),
+    long_chains: bool = True,
+) -> st.SearchStrategy[Case]:
+    """Byte mutants, record mutants and non-MAT files, drawn by ``weights``."""
     byte_cases = st.builds(
         Case,
         family=st.just("bytes"),
@@ -73,19 +78,19 @@ def cases(max_size: int | None = QUICK_SIZE) -> st.SearchStrategy[Case]:
     not_mat = st.builds(
         Case, family=st.just("not-mat"), source=st.sampled_from(NOT_MAT), a=ints
     )
-    # Byte mutants are cheap and varied; non-MAT files have few kinds.
-    return st.one_of(*[byte_cases] * 6, *[record_cases()] * 3, not_mat)
+    b, r, n = weights
+    records = record_cases(long_chains)
+    return st.one_of(*[byte_cases] * b, *[records] * r, *[not_mat] * n)
 
 
-def record_cases() -> st.SearchStrategy[Case]:
+def record_cases(long_chains: bool = True) -> st.SearchStrategy[Case]:
+    ops = sorted(set(fuzz_records.MUTATIONS) - {"long_chain"})
     return st.builds(
         Case,
         family=st.just("records"),
         source=st.sampled_from(sorted(fuzz_records.BASES)),
         # long chains cost seconds each: one draw in 25
-        op=st.sampled_from(
-            sorted(set(fuzz_records.MUTATIONS) - {"long_chain"}) * 3 + ["long_chain"]
-        ),
+        op=st.sampled_from(ops * 3 + ["long_chain"] if long_chains else ops),
         a=ints,
         b=ints,
         c=ints,
