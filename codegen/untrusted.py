@@ -249,7 +249,12 @@ def run_isolated(path: Path, layout: Layout, fn: Callable[..., Any], *args: Any)
     os.close(write_fd)
     # The CPU-time limit catches a spinning reader; this catches a stuck one.
     deadline = time.monotonic() + WALL_FACTOR * layout.time_limit
-    data = _read_all(read_fd, pid, deadline)
+    try:
+        data = _read_all(read_fd, pid, deadline)
+    except BaseException:  # Ctrl-C: do not leave the reader running
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise
     _, status = os.waitpid(pid, 0)
     slow = os.WIFSIGNALED(status) and os.WTERMSIG(status) in (
         signal.SIGXCPU,

@@ -31,8 +31,10 @@ EXAMPLES_DIR = REPO / "examples"
 REAL_DIR = REPO.parent / "shared" / "fixtures" / "real"
 
 MEMORY_LIMIT = 3 << 30  # address space a case may add to its parent's
-# Wall-clock, on a shared machine: generous, since a real hang never ends.
-TIME_LIMIT = 180.0
+# CPU seconds a case may use (a loaded machine does not make it a hang); a
+# case blocked without using CPU is killed after WALL_FACTOR times as long.
+TIME_LIMIT = 120.0
+WALL_FACTOR = 5
 
 OK = ("converted", "refused")
 BUGS = (
@@ -73,12 +75,16 @@ def run_case(
     pid = os.fork()
     if pid == 0:
         os.close(read_fd)
+        os.setpgid(0, 0)  # its own group: a hang kills the reader child too
         code = 0
         try:
             import faulthandler
+            import resource
 
             faulthandler.disable()  # pytest's dump is noise: the parent reports
             _limit_memory(memory_limit)
+            cpu = int(time_limit) + 1
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
             try:
                 outcome = _classify(path, workdir, entry_points)
             except MemoryError:
@@ -90,7 +96,7 @@ def run_case(
         finally:
             os._exit(code)
     os.close(write_fd)
-    deadline = time.monotonic() + time_limit
+    deadline = time.monotonic() + WALL_FACTOR * time_limit
     chunks = []
     import selectors
 
@@ -99,18 +105,20 @@ def run_case(
         while True:
             left = deadline - time.monotonic()
             if left <= 0 or not sel.select(timeout=left):
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
+                _kill_group(pid)
                 os.close(read_fd)
-                return Outcome("hang", f"over {time_limit:.0f} s")
+                return Outcome("hang", f"blocked over {WALL_FACTOR * time_limit:.0f} s")
             chunk = os.read(read_fd, 65536)
             if not chunk:
                 break
             chunks.append(chunk)
     os.close(read_fd)
     _, status = os.waitpid(pid, 0)
+    _kill_group(pid, wait=False)  # a reader child it left behind
     if os.WIFSIGNALED(status):
         sig = signal.Signals(os.WTERMSIG(status)).name
+        if sig == "SIGXCPU":
+            return Outcome("hang", f"over {time_limit:.0f} s of CPU time")
         kind = "memory" if sig == "SIGKILL" else "crash"
         return Outcome(kind, sig)
     try:
@@ -118,6 +126,15 @@ def run_case(
     except ValueError:
         return Outcome("crash", f"child exited with status {os.WEXITSTATUS(status)}")
     return Outcome(kind, detail)
+
+
+def _kill_group(pid: int, wait: bool = True) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    if wait:
+        os.waitpid(pid, 0)
 
 
 def _limit_memory(extra: int) -> None:
