@@ -153,9 +153,13 @@ def _check_readable(path: Path) -> None:
             "not the .mat file itself.",
             hint="Fetch the real file with `git lfs pull` and convert that.",
         )
-    if len(head) < 128 or not (
-        head.startswith(b"MATLAB") or head[:8] == b"\x89HDF\r\n\x1a\n"
-    ):
+    if head[:8] == b"\x89HDF\r\n\x1a\n":  # MATLAB puts its header first
+        raise ConversionError(
+            f"{path.name} is an HDF5 file without MATLAB's 512-byte header, so not "
+            "a file saved by MATLAB (save -v7.3 writes one).",
+            hint="Pass a file written by MATLAB's save command.",
+        )
+    if len(head) < 128 or not head.startswith(b"MATLAB"):
         if _looks_like_v4(head):
             return
         raise ConversionError(
