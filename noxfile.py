@@ -21,11 +21,16 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def lint(session: nox.Session) -> None:
-    session.install("ruff", "black==26.10.1")
+    """The project's code, then the generated code by the strictest standard."""
+    _install(session)
     session.run("ruff", "check", "codegen", "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "check", "templates")
+    session.run("mypy", "--strict", "templates/helpers")
     session.run(
         "black", "--check", "codegen", "tests", "noxfile.py", "generated_examples"
     )
+    # ruff ALL + mypy --strict on the goldens and on every real-file conversion
+    session.run("python", "-m", "pytest", "-q", "tests/test_generated_lint.py")
 
 
 @nox.session(python="3.11")

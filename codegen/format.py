@@ -9,11 +9,8 @@ MODE = black.Mode(target_versions={black.TargetVersion.PY310}, line_length=88)
 
 
 def format_source(text: str) -> str:
-    """Format with the pinned black; fail if black is not idempotent on it."""
-    once = black.format_str(text, mode=MODE)
-    if black.format_str(once, mode=MODE) != once:
-        raise RuntimeError("black is not idempotent on the generated module")
-    return once
+    """Format with the pinned black, once (the tests check it is stable)."""
+    return black.format_str(text, mode=MODE)
 
 
 def top_level_names(text: str) -> set[str]:

@@ -43,6 +43,7 @@ class LayerGraph:
     inputs: dict[str, tuple[Port, ...]]  # per layer name, by input index
     output_names: tuple[str, ...]  # dlnetwork OutputNames, if saved
     order: tuple[int, ...]  # topological, ties by MATLAB order
+    container: MatObject | None = None  # the detector holding the network
 
     def record(self, name: str) -> MatObject:
         return self.layers[self.names.index(name)]
@@ -69,7 +70,14 @@ def build(value: Any, what: str) -> LayerGraph:
     else:
         inputs = _connect(names, connections, what)
     order = _topological(names, inputs, what)
-    return LayerGraph(matlab_class, tuple(layers), tuple(names), inputs, outputs, order)
+    container = (
+        value
+        if isinstance(value, MatObject) and value.classname in DETECTOR_CLASSES
+        else None
+    )
+    return LayerGraph(
+        matlab_class, tuple(layers), tuple(names), inputs, outputs, order, container
+    )
 
 
 def _unpack(

@@ -7,12 +7,12 @@ from typing import Any
 
 import numpy as np
 
-from codegen import graph as graph_mod
 from codegen.diagnostics import ConversionError
 from codegen.ir import TensorType
-from codegen.matfile import MatObject, load_variables
-from codegen.parse import parse, parse_layers
-from codegen.pipeline import choose_variable, generate
+from codegen.matfile import MatObject
+from codegen.parse import parse_layers
+from codegen.pipeline import Loaded, build, generate, load_graph
+from codegen.plan import ForwardPlan
 
 
 def learnable_count(record: MatObject) -> int:
@@ -22,8 +22,11 @@ def learnable_count(record: MatObject) -> int:
     for key, value in record.fields.items():
         if isinstance(value, dict) and "Value" in value and "LearnRateFactor" in value:
             total += int(np.size(value["Value"]))
-        elif (
-            isinstance(custom, dict) and key in custom and isinstance(value, np.ndarray)
+        elif isinstance(value, np.ndarray) and (
+            (isinstance(custom, dict) and key in custom)
+            # a bare array with its factor beside it: Weights + WeightLearnRateFactor
+            or f"{key.removesuffix('s')}LearnRateFactor" in record
+            or f"{key}LearnRateFactor" in record
         ):
             total += int(value.size)
     return total
@@ -48,9 +51,8 @@ def _normalization(record: MatObject) -> str:
 def inspect(path: Path, var: str | None = None) -> dict[str, Any]:
     """A JSON-ready description of every layer and the network as a whole."""
     path = Path(path)
-    name = choose_variable(path, var)
-    record = load_variables(path, [name])[name]
-    layer_graph = graph_mod.build(record, f"{path.name}: variable '{name}'")
+    loaded = load_graph(path, var)
+    name, layer_graph = loaded.variable, loaded.graph
     parsed = parse_layers(layer_graph)
     layers = []
     for layer_name, rec in zip(layer_graph.names, layer_graph.layers, strict=True):
@@ -81,7 +83,7 @@ def inspect(path: Path, var: str | None = None) -> dict[str, Any]:
             entry["classes"] = [str(c) for c in classes]
         layers.append(entry)
     refused = [e for e in layers if e["status"] != "supported"]
-    problem = "" if refused else _whole_network_problem(layer_graph, path, name)
+    problem = "" if refused else _whole_network_problem(layers, loaded)
     return {
         "file": path.name,
         "variable": name,
@@ -95,18 +97,35 @@ def inspect(path: Path, var: str | None = None) -> dict[str, Any]:
     }
 
 
-def _whole_network_problem(layer_graph: Any, path: Path, name: str) -> str:
+def _whole_network_problem(layers: list[dict[str, Any]], loaded: Loaded) -> str:
     """What convert would still refuse once every layer is supported.
 
-    The same steps as convert short of writing (outputs, generated code, the
-    size budget and the check forward pass), so the two never disagree.
+    The same steps as convert short of writing (outputs, names, plan,
+    generated code, the size budget and the check forward pass), so the two
+    never disagree.
     """
     try:
-        net = parse(layer_graph, source=path.name, variable=name, class_name=None)
-        generate(net, check=True)
+        net, plan = build(loaded)
+        _add_forward(layers, plan)
+        generate(net, plan, check=True)
     except ConversionError as exc:
         return exc.render()
     return ""
+
+
+def _add_forward(layers: list[dict[str, Any]], plan: ForwardPlan) -> None:
+    """What forward() does with each layer, from the plan render uses: the
+    variable its output goes to and whether it overwrites its input."""
+    steps = {s.node.name: s for s in plan.steps}
+    for entry in layers:
+        step = steps.get(entry["name"])
+        if step is not None:
+            entry["forward"] = {"variable": step.outs[0], "in_place": step.in_place}
+        elif entry["name"] in plan.input_layers:
+            entry["forward"] = {
+                "variable": plan.variable(entry["name"]),
+                "in_place": False,
+            }
 
 
 def render_text(report: dict[str, Any]) -> str:

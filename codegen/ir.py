@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import ClassVar
 
 import numpy as np
@@ -99,6 +100,51 @@ class TensorType:
 
 
 # --------------------------------------------------------------------------
+# Closed sets
+
+
+class PadMode(str, Enum):
+    """How padded elements are filled (``F.pad`` modes plus MATLAB's own)."""
+
+    CONSTANT = "constant"
+    REPLICATE = "replicate"
+    REFLECT = "reflect"  # MATLAB 'symmetric-exclude-edge'
+    SYMMETRIC = "symmetric"  # MATLAB 'symmetric-include-edge': a helper
+
+
+class Normalization(str, Enum):
+    """An input layer's normalization, as MATLAB names it."""
+
+    NONE = "none"
+    ZEROCENTER = "zerocenter"
+    ZSCORE = "zscore"
+    RESCALE = "rescale"
+
+
+class CombineOp(str, Enum):
+    """What a combining layer does with its inputs."""
+
+    ADD = "+"
+    MUL = "*"
+    CAT = "cat"
+
+
+class Relayout(Enum):
+    """A change of axis order applied to a tensor before or after a module.
+
+    The IR says what happens; ``render`` alone knows the code for it.
+    """
+
+    NONE = "none"
+    SWAP_TIME = "swap_time"  # N×T×C ↔ N×C×T (also N×C×L ↔ N×L×C)
+    CHANNELS_LAST = "channels_last"  # N×C×... → N×...×C
+    CHANNELS_FIRST = "channels_first"  # N×...×C → N×C×...
+
+    def __bool__(self) -> bool:
+        return self is not Relayout.NONE
+
+
+# --------------------------------------------------------------------------
 # Padding
 
 
@@ -113,7 +159,7 @@ class Pad:
     """
 
     amounts: tuple[int, ...] = ()
-    mode: str = "constant"  # constant | replicate | reflect | symmetric
+    mode: PadMode = PadMode.CONSTANT
     value: float = 0.0
     same: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]] | None = None
 
@@ -161,7 +207,8 @@ class Node:
     file must define once. ``elide`` marks layers that do nothing at
     inference (output layers): their input flows straight through.
     ``port_names`` name the outputs (``out_types`` holds one type each);
-    ``notes`` are sentences for the generated docstring.
+    ``notes`` are sentences for the generated docstring. ``ident`` and
+    ``names`` (buffers, locals of extra ports) are set by the naming pass.
     """
 
     template: ClassVar[str]
@@ -177,6 +224,7 @@ class Node:
     port_names: tuple[str, ...] = ("out",)
     notes: tuple[str, ...] = ()
     max_steps: int = 0  # longest sequence the layer accepts (0: any)
+    names: tuple[tuple[str, str], ...] = ()  # derived key → identifier
 
     @property
     def short_class(self) -> str:
@@ -190,10 +238,23 @@ class Node:
     def out_type(self) -> TensorType:
         return self.out_types[0]
 
+    def buffers(self) -> dict[str, np.ndarray]:
+        """Buffers this node registers on the root module, by key."""
+        return {}
+
+    def derived(self) -> tuple[str, ...]:
+        """Keys of the identifiers the node needs besides ``ident``: its
+        buffers and the forward locals of its extra output ports."""
+        return (*self.buffers(), *self.port_names[1:])
+
+    def named(self, key: str) -> str:
+        """The identifier the naming pass gave to derived ``key``."""
+        return dict(self.names)[key]
+
     def state(self) -> dict[str, np.ndarray]:
         """Tensors this node adds to the module's state_dict, keyed relative
         to the module root."""
-        return {}
+        return {self.named(k): v for k, v in self.buffers().items()}
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -209,7 +270,8 @@ class ModuleNode(Node):
     params: dict[str, np.ndarray] = field(default_factory=dict)
 
     def state(self) -> dict[str, np.ndarray]:
-        return {f"{self.ident}.{k}": v for k, v in self.params.items()}
+        own = {f"{self.ident}.{k}": v for k, v in self.params.items()}
+        return {**super().state(), **own}
 
     def hookable(self) -> bool:
         """Whether the module's output is the MATLAB layer's output.
@@ -231,7 +293,7 @@ class PaddedModule(ModuleNode):
     template: ClassVar[str] = "padded"
     pad: Pad = Pad()
     crop: tuple[int, ...] = ()
-    pre: str = ""  # re-layout of the input, e.g. ".transpose(1, 2)"
+    pre: Relayout = Relayout.NONE  # re-layout of the input
 
     def hookable(self) -> bool:
         return not self.crop
@@ -241,13 +303,12 @@ class PaddedModule(ModuleNode):
 class WrappedModule(ModuleNode):
     """A module applied to a re-laid-out input, e.g. channels moved last.
 
-    ``pre`` and ``post`` are method calls (``.transpose(1, 2)``) written by
-    the parser, never text from the .mat file.
+    ``pre`` re-lays the input out for the module, ``post`` its output back.
     """
 
     template: ClassVar[str] = "wrapped"
-    pre: str = ""
-    post: str = ""
+    pre: Relayout = Relayout.NONE
+    post: Relayout = Relayout.NONE
 
     def hookable(self) -> bool:
         return not self.post
@@ -287,6 +348,8 @@ class Network:
     outputs: tuple[OutputSpec, ...]
     notes: tuple[str, ...] = ()
     constants: tuple[tuple[str, object], ...] = ()  # extra module-level names
+    matlab_order: tuple[str, ...] = ()  # layer names in MATLAB's Layers order
+    untrained: tuple[str, ...] = ()  # layers the .mat file holds no weights for
 
     def node(self, name: str) -> Node:
         for n in self.nodes:

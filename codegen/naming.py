@@ -13,9 +13,14 @@ Rules (also in the README):
 
 from __future__ import annotations
 
+import dataclasses
 import keyword
 import re
 import unicodedata
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from codegen.ir import Network
 
 # Attributes of torch.nn.Module (checked against the installed torch by a
 # test); a layer named like one of them would break the module.
@@ -33,18 +38,12 @@ MODULE_ATTRIBUTES = frozenset("""
     training type xpu zero_grad
     """.split())
 
-# Helpers that templates/helpers/ may define in a generated file.
-HELPER_NAMES = frozenset("""
-    same_padding pad_symmetric crop_like CrossChannelNorm AvgPoolMeanPad2d
-    MatlabResize YOLOv2Transform MatlabLSTM MatlabGRU _MatlabRecurrent
-    EmbeddingConcatenation SelfAttention
-    """.split())
-
-# Names the generated file itself defines or imports.
-FILE_NAMES = HELPER_NAMES | frozenset("""
-    torch nn F math Path self x super CLASSES CLASS_WEIGHTS WEIGHTS_FILE
-    ANCHOR_BOXES LAYER_OUTPUTS CHANNELS_FIRST load_model from_matlab
-    normalize_input annotations activations
+# Names the generated file itself defines or imports besides its helpers
+# (codegen.helpers lists those).
+FILE_NAMES = frozenset("""
+    torch nn math partial Path self x super CLASSES CLASS_WEIGHTS WEIGHTS_FILE
+    ANCHOR_BOXES MATLAB_NAMES NOT_LAYER_OUTPUTS CHANNELS_FIRST load_model
+    from_matlab normalize_input annotations activations strict path
     """.split())
 
 # Python's built-in functions and types (3.10-3.13): a forward() variable
@@ -74,16 +73,26 @@ def identifier(name: str, fallback: str = "layer") -> str:
         text = f"layer_{text}"
     if keyword.iskeyword(text) or keyword.issoftkeyword(text):
         text += "_"
-    if text in MODULE_ATTRIBUTES or text in FILE_NAMES or text in BUILTINS:
+    if text in MODULE_ATTRIBUTES or text in reserved_names() or text in BUILTINS:
         text += "_"
     return text
+
+
+def reserved_names() -> frozenset[str]:
+    """Every name the generated file may define or import itself."""
+    from codegen.helpers import helper_names
+
+    return FILE_NAMES | helper_names()
 
 
 def unique_identifiers(
     names: list[str], fallbacks: list[str], taken: set[str] | None = None
 ) -> list[str]:
-    """Identifiers for ``names`` in order, none repeated and none in ``taken``."""
-    used = set(taken or ())
+    """Identifiers for ``names`` in order, none repeated and none in ``taken``.
+
+    ``taken`` is updated, so several calls can share one namespace.
+    """
+    used = taken if taken is not None else set()
     out = []
     for name, fallback in zip(names, fallbacks, strict=True):
         base = identifier(name, fallback)
@@ -96,13 +105,52 @@ def unique_identifiers(
     return out
 
 
+def name_network(net: Network) -> Network:
+    """The naming pass: every identifier the file will hold, in one namespace.
+
+    Layers are named first, in MATLAB's Layers order, so attributes keep the
+    MATLAB names; then, layer by layer, the names derived from them (root
+    buffers such as ``input_mean``, forward locals of extra output ports), so
+    a derived name can never take a layer's (``lstm_h0`` the buffer and
+    ``lstm_h0`` the layer become ``lstm_h0_2`` and ``lstm_h0``). Per-output
+    constants are upper case and per-input converters start with
+    ``from_matlab_``: neither can meet a layer identifier.
+    """
+    by_name = {n.name: n for n in net.nodes}
+    order = [name for name in net.matlab_order if name in by_name]
+    taken: set[str] = set()
+    idents = unique_identifiers(
+        order, [fallback_name(by_name[n].matlab_class) for n in order], taken
+    )
+    ident_of = dict(zip(order, idents, strict=True))
+    named = {}
+    for name in order:
+        node, ident = by_name[name], ident_of[name]
+        keys = list(node.derived())
+        derived = unique_identifiers([f"{ident}_{k}" for k in keys], keys, taken)
+        named[name] = dataclasses.replace(
+            node, ident=ident, names=tuple(zip(keys, derived, strict=True))
+        )
+    return dataclasses.replace(
+        net,
+        nodes=tuple(named[n.name] for n in net.nodes),
+        inputs=tuple(
+            dataclasses.replace(spec, ident=ident_of[spec.layer]) for spec in net.inputs
+        ),
+        outputs=tuple(
+            dataclasses.replace(out, ident=ident_of[out.port.layer])
+            for out in net.outputs
+        ),
+    )
+
+
 def class_name(name: str) -> str:
     """A CamelCase class name for the generated module (``airCompNet`` → ``AirCompNet``)."""
     words = identifier(name, "net").strip("_").split("_")
     text = "".join(w[:1].upper() + w[1:] for w in words if w)
     if not text or text[0].isdigit():
         text = f"Net{text}"
-    if keyword.iskeyword(text) or text in FILE_NAMES or text in MODULE_ATTRIBUTES:
+    if keyword.iskeyword(text) or text in reserved_names() or text in MODULE_ATTRIBUTES:
         text += "Net"
     return text
 

@@ -6,15 +6,16 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from codegen.diagnostics import ConversionError, Diagnostic, error
 from codegen.graph import LayerGraph
 from codegen.ir import InputSpec, Network, Node, OutputSpec, Port, TensorType
 from codegen.layers import Layer, LayerError, registry
 from codegen.matfile import MatObject
 from codegen.naming import class_name as make_class_name
-from codegen.naming import fallback_name, unique_identifiers
 from codegen.ports import check_output_ports, missing_port
-from codegen.render import doc
+from codegen.text import doc
 
 # Toolboxes whose layers are MathWorks' own; anything else is user code.
 BUILTIN_PREFIXES = ("nnet.", "vision.", "rl.", "images.", "audio.", "textanalytics.")
@@ -147,20 +148,14 @@ def _network(
     needed = _ancestors(nodes, [name.partition("/")[0] for name in output_names])
     dropped = [n.name for n in ordered if n.name not in needed]
     ordered = [n for n in ordered if n.name in needed]
-    in_matlab_order = [n for n in graph.names if n in needed]
-    idents = unique_identifiers(
-        in_matlab_order, [fallback_name(nodes[n].matlab_class) for n in in_matlab_order]
-    )
-    ident_of = dict(zip(in_matlab_order, idents, strict=True))
-    ordered = [dataclasses.replace(n, ident=ident_of[n.name]) for n in ordered]
     by_name = {n.name: n for n in ordered}
-    notes = ()
+    notes: tuple[str, ...] = ()
     if dropped:
         shown = ", ".join(map(doc, dropped[:8])) + (" ..." if len(dropped) > 8 else "")
         notes = (f"Layers that feed none of the outputs are left out: {shown}.",)
 
     inputs = tuple(
-        InputSpec(layer=n.name, ident=n.ident, type=n.out_type)
+        InputSpec(layer=n.name, ident="", type=n.out_type)
         for n in ordered
         if not n.inputs
     )
@@ -168,6 +163,7 @@ def _network(
         raise ConversionError(f"{source}: variable '{variable}' has no input layer.")
     check_output_ports(by_name, output_names, f"{source}: variable '{variable}'")
     outputs = tuple(_output(by_name, name) for name in output_names)
+    constants, detector_notes = _detector_constants(graph, outputs)
     return Network(
         source=source,
         variable=variable,
@@ -176,8 +172,40 @@ def _network(
         nodes=tuple(ordered),
         inputs=inputs,
         outputs=outputs,
-        notes=notes,
+        notes=notes + detector_notes,
+        constants=constants,
+        matlab_order=tuple(n for n in graph.names if n in needed),
     )
+
+
+def _detector_constants(
+    graph: LayerGraph, outputs: tuple[OutputSpec, ...]
+) -> tuple[tuple[tuple[str, object], ...], tuple[str, ...]]:
+    """A yolov2ObjectDetector's anchors and class names become module constants."""
+    record = graph.container
+    if record is None or record.classname != "yolov2ObjectDetector":
+        return (), ()
+    constants: list[tuple[str, object]] = []
+    anchors = record.get("AnchorBoxes")
+    if isinstance(anchors, np.ndarray) and anchors.size:
+        rows = np.asarray(anchors, dtype=np.float64).reshape(-1, 2)
+        constants.append(
+            ("ANCHOR_BOXES", tuple((_number(h), _number(w)) for h, w in rows))
+        )
+    classes = record.get("ClassNames")
+    names = tuple(str(c) for c in classes) if isinstance(classes, list) else ()
+    if names and not any(o.classes for o in outputs):
+        constants.append(("CLASSES", names))
+    note = (
+        "A yolov2ObjectDetector: forward() returns the YOLO v2 transform's output; "
+        "ANCHOR_BOXES lists the anchors as (height, width) in pixels. Decoding boxes "
+        "and non-maximum suppression (MATLAB's detect()) are not part of the model."
+    )
+    return tuple(constants), (note,)
+
+
+def _number(v: float) -> float | int:
+    return int(v) if float(v).is_integer() else float(v)
 
 
 def _ancestors(nodes: dict[str, Node], names: list[str]) -> set[str]:
@@ -206,7 +234,7 @@ def _output(nodes: dict[str, Node], name: str) -> OutputSpec:
     if node.elide:
         return OutputSpec(
             port=Port(layer=layer),
-            ident=node.ident,
+            ident="",
             type=dataclasses.replace(node.in_type, time_last=False),
             classes=getattr(node, "classes", ()),
             class_weights=getattr(node, "class_weights", ()),
@@ -214,6 +242,6 @@ def _output(nodes: dict[str, Node], name: str) -> OutputSpec:
         )
     return OutputSpec(
         port=Port(layer=layer, index=index),
-        ident=node.ident,
+        ident="",
         type=dataclasses.replace(node.out_types[index], time_last=False),
     )

@@ -1,10 +1,12 @@
-"""convert(): read → parse → render → format → check → write."""
+"""convert(), pass by pass: read → graph → parse → name → plan → render →
+format → check → write. ``inspect`` and ``verify`` share the front half
+(``load_graph``, ``build``)."""
 
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
+import keyword
+import re
 import textwrap
 import types
 from dataclasses import dataclass, field
@@ -17,19 +19,22 @@ from codegen import graph as graph_mod
 from codegen.budget import check_untrained_size
 from codegen.diagnostics import ConversionError
 from codegen.format import format_source, top_level_names
-from codegen.ir import Network
+from codegen.graph import LayerGraph
+from codegen.helpers import helper_names
+from codegen.ir import Network, Normalization
 from codegen.matfile import (
     DETECTOR_CLASSES,
     NETWORK_CLASSES,
     SHALLOW_CLASSES,
-    MatObject,
     Variable,
     list_variables,
     load_variables,
 )
-from codegen.naming import FILE_NAMES, HELPER_NAMES, MODULE_ATTRIBUTES
+from codegen.naming import MODULE_ATTRIBUTES, name_network, reserved_names
 from codegen.parse import parse
-from codegen.render import WEIGHTS_NAME, converter_names, doc, plan_forward, render
+from codegen.plan import ForwardPlan, plan_forward
+from codegen.render import WEIGHTS_NAME, converter_names, render
+from codegen.text import doc, plain_sizes
 from codegen.weights import weights_bytes
 
 MODEL_NAME = "model.py"
@@ -40,10 +45,41 @@ class Result:
     """What a conversion produced (or would produce, before writing)."""
 
     network: Network
+    plan: ForwardPlan
     code: str
     weights: bytes
     notes: list[str] = field(default_factory=list)
     written: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What the front half reads: the file, the chosen variable and its graph."""
+
+    path: Path
+    variable: str
+    graph: LayerGraph
+
+
+def load_graph(path: Path, var: str | None = None) -> Loaded:
+    """read → graph: the network variable of ``path`` and its layer graph."""
+    path = Path(path)
+    name = choose_variable(path, var)
+    record = load_variables(path, [name])[name]
+    graph = graph_mod.build(record, f"{path.name}: variable '{name}'")
+    return Loaded(path=path, variable=name, graph=graph)
+
+
+def build(loaded: Loaded, class_name: str | None = None) -> tuple[Network, ForwardPlan]:
+    """parse → name → plan: the named IR and its forward plan."""
+    net = parse(
+        loaded.graph,
+        source=loaded.path.name,
+        variable=loaded.variable,
+        class_name=class_name,
+    )
+    net = name_network(net)
+    return net, plan_forward(net)
 
 
 # --------------------------------------------------------------------------
@@ -126,71 +162,34 @@ def convert(
     path = Path(path)
     if class_name is not None:
         validate_class_name(class_name)
-    if out_dir is not None and not force and (Path(out_dir) / MODEL_NAME).exists():
-        raise ConversionError(
-            f"{Path(out_dir) / MODEL_NAME} exists already.",
-            hint="Pass --force to overwrite it, or choose another output folder.",
-        )
-    name = choose_variable(path, var)
-    record = load_variables(path, [name])[name]
-    what = f"{path.name}: variable '{name}'"
-    layer_graph = graph_mod.build(record, what)
-    net = parse(layer_graph, source=path.name, variable=name, class_name=class_name)
-    net = _detector_extras(net, record)
-    result = generate(net, check=check)
+    if out_dir is not None and not force:
+        from codegen.regenerate import refuse_foreign
+
+        refuse_foreign(Path(out_dir))  # a model.py mat2torch did not write
+    net, plan = build(load_graph(path, var), class_name)
+    result = generate(net, plan, check=check)
     if out_dir is not None:
-        result.written = write_outputs(Path(out_dir), result, force=force)
+        from codegen.regenerate import regenerate
+
+        result.written = regenerate(Path(out_dir), result, force=force)
     return result
-
-
-def _detector_extras(net: Network, record: Any) -> Network:
-    """Anchors and class names of a detector become module constants."""
-    if not (
-        isinstance(record, MatObject) and record.classname == "yolov2ObjectDetector"
-    ):
-        return net
-    constants: list[tuple[str, object]] = []
-    anchors = record.get("AnchorBoxes")
-    if isinstance(anchors, np.ndarray) and anchors.size:
-        rows = np.asarray(anchors, dtype=np.float64).reshape(-1, 2)
-        constants.append(
-            ("ANCHOR_BOXES", tuple((_number(h), _number(w)) for h, w in rows))
-        )
-    classes = record.get("ClassNames")
-    names = tuple(str(c) for c in classes) if isinstance(classes, list) else ()
-    if names and not any(o.classes for o in net.outputs):
-        constants.append(("CLASSES", names))
-    note = (
-        "A yolov2ObjectDetector: forward() returns the YOLO v2 transform's output; "
-        "ANCHOR_BOXES lists the anchors as (height, width) in pixels. Decoding boxes "
-        "and non-maximum suppression (MATLAB's detect()) are not part of the model."
-    )
-    return dataclasses.replace(
-        net, constants=tuple(constants), notes=(*net.notes, note)
-    )
-
-
-def _number(v: float) -> float | int:
-    return int(v) if float(v).is_integer() else float(v)
 
 
 def validate_class_name(name: str) -> None:
     if (
         not name.isidentifier()
         or not name.isascii()
-        or name in FILE_NAMES | MODULE_ATTRIBUTES
+        or name in reserved_names() | MODULE_ATTRIBUTES
     ):
         raise ConversionError(
             f"--class-name {name!r} is not a usable Python class name.",
             hint="Use letters, digits and underscores, starting with a letter, e.g. MyNet.",
         )
-    import keyword
-
     if keyword.iskeyword(name):
         raise ConversionError(f"--class-name {name!r} is a Python keyword.")
 
 
-def generate(net: Network, *, check: bool = True) -> Result:
+def generate(net: Network, plan: ForwardPlan, *, check: bool = True) -> Result:
     """Source and weights for ``net``.
 
     The generated module is imported once here: it tells which state_dict
@@ -211,37 +210,47 @@ def generate(net: Network, *, check: bool = True) -> Result:
         notes.append(
             f"The .mat file holds NaN weights for {', '.join(nan)}; copied as they are."
         )
-    code = _code(net, notes)
+    code = _code(net, plan, notes)
     check_untrained_size(net, code, state)
     model = _instantiate(net, code, state)
     missing = sorted(set(model.state_dict()) - set(state))
     if missing:
-        layers = sorted({k.split(".")[0] for k in missing})
+        net = dataclasses.replace(net, untrained=untrained_layers(model, state))
         notes.append(
-            f"The .mat file holds no trained weights for {', '.join(layers)}; "
+            f"The .mat file holds no trained weights for {', '.join(net.untrained)}; "
             f"{WEIGHTS_NAME} holds PyTorch's default initialization (seed 0) for them."
         )
         for key, value in model.state_dict().items():
             if key in missing:
                 state[key] = value.detach().cpu().numpy()
-        code = _code(net, notes)
+        code = _code(net, plan, notes)
     if check:
         _run_once(net, model, state)
-    return Result(network=net, code=code, weights=weights_bytes(state), notes=notes)
+    return Result(
+        network=net, plan=plan, code=code, weights=weights_bytes(state), notes=notes
+    )
 
 
-def _code(net: Network, notes: list[str]) -> str:
+def untrained_layers(model: Any, state: dict[str, Any]) -> tuple[str, ...]:
+    """Attributes of ``model`` whose state the .mat file did not fill."""
+    return tuple(
+        sorted({k.split(".")[0] for k in set(model.state_dict()) - set(state)})
+    )
+
+
+def _code(net: Network, plan: ForwardPlan, notes: list[str]) -> str:
     code = format_source(
-        render(net, about=describe(net, notes), class_doc=class_doc(net))
+        render(net, plan, about=describe(net, plan, notes), class_doc=class_doc(net))
     )
     stray = (
         top_level_names(code)
         - {
             net.class_name,
             "WEIGHTS_FILE",
-            "LAYER_OUTPUTS",
-            "CHANNELS_FIRST",
+            "MATLAB_NAMES",
+            "NOT_LAYER_OUTPUTS",
             "load_model",
+            "_keep",
         }
         - _allowed_extras(net)
     )
@@ -298,52 +307,47 @@ def _allowed_extras(net: Network) -> set[str]:
     extras |= {f"CLASS_WEIGHTS_{o.ident.upper()}" for o in net.outputs}
     extras |= {f"from_matlab_{i.ident}" for i in net.inputs}
     extras |= {name for name, _ in net.constants}
-    extras |= HELPER_NAMES
+    extras |= helper_names()
     return extras
 
 
-def describe(net: Network, notes: list[str]) -> list[str]:
+def describe(net: Network, plan: ForwardPlan, notes: list[str]) -> list[str]:
     """The module docstring's paragraphs: inputs, outputs, losses, notes."""
     paragraphs: list[str] = []
-    args, _, _ = plan_forward(net)
     converters = converter_names(net)
-    for arg, spec in zip(args, net.inputs, strict=True):
+    for arg, spec in zip(plan.inputs, net.inputs, strict=True):
         t = spec.type
         shape = ", ".join(map(str, t.torch_shape))
         text = (
-            f"Input {arg} (MATLAB layer {doc(spec.layer)}): float32, {t.torch_layout}, "
-            f"shape ({shape}); MATLAB takes {_matlab_layout(t.format)} arrays of "
-            f"size {t.matlab} ({converters[spec.layer]}() converts)."
+            f"Input {arg}: float32 ({shape}); MATLAB layer {doc(spec.layer)} takes "
+            f"{_matlab_layout(t.format)} arrays of size {t.matlab} "
+            f"({converters[spec.layer]}() converts them)."
         )
         if t.time:
+            text += " Batch sequences of unequal length zero-padded at the end, as MATLAB does."
+        kind = getattr(net.node(spec.layer), "normalization", Normalization.NONE)
+        if kind is not Normalization.NONE:
             text += (
-                " One sequence at a time reproduces MATLAB's predict/classify exactly. "
-                "To batch sequences of different lengths, pad them at the end with "
-                "zeros, as MATLAB does by default (SequencePaddingDirection 'right', "
-                "SequencePaddingValue 0); recurrent and 'last' outputs of a padded "
-                "sequence then include its padding, in MATLAB and here alike."
-            )
-        kind = getattr(net.node(spec.layer), "normalization", "none")
-        if kind != "none":
-            text += (
-                f" The input layer's '{kind}' normalization runs inside forward(); "
-                "pass normalize_input=False for data that is already normalized."
+                f" forward() applies the input layer's '{kind.value}' normalization "
+                "(normalize_input=False skips it)."
             )
         paragraphs.append(text)
     for i, out in enumerate(net.outputs):
         t = out.type
         shape = ", ".join(map(str, t.torch_shape))
         which = f"Output {i + 1}" if len(net.outputs) > 1 else "Output"
-        text = f"{which} (MATLAB layer {doc(out.port.layer)}): {t.torch_layout}, shape ({shape})."
+        text = f"{which}: ({shape}), MATLAB layer {doc(out.port.layer)}."
         if out.classes:
             const = "CLASSES" if i == 0 else f"CLASSES_{out.ident.upper()}"
-            text += f" Channel i belongs to class {const}[i] ({len(out.classes)} classes, MATLAB's order)."
+            text += f" Channel i is class {const}[i] (MATLAB's order)."
         if out.loss:
             text += " " + out.loss
         paragraphs.append(text)
     paragraphs += notes
     return [
-        textwrap.fill(p, width=80, break_long_words=False, break_on_hyphens=False)
+        textwrap.fill(
+            plain_sizes(p), width=80, break_long_words=False, break_on_hyphens=False
+        )
         for p in paragraphs
     ]
 
@@ -359,8 +363,9 @@ def _matlab_layout(fmt: str) -> str:
 
 
 def class_doc(net: Network) -> str:
-    count = len(net.nodes)
-    return f"MATLAB {net.matlab_class} with {count} layer{'s' if count != 1 else ''}, layer for layer."
+    # no layer count: inserting a layer must not change an unrelated line
+    shown = re.sub(r"[^\w .()]", "?", net.matlab_class)  # from the file: keep it inert
+    return f"MATLAB {shown}, layer for layer."
 
 
 def example_steps(net: Network, spec: Any) -> int:
@@ -374,40 +379,3 @@ def _example(t: Any, steps: int) -> Any:
 
     shape = [1] + ([steps] if t.time else []) + [t.channels, *t.spatial]
     return torch.zeros(shape)
-
-
-# --------------------------------------------------------------------------
-# Writing
-
-
-def write_outputs(out_dir: Path, result: Result, *, force: bool) -> tuple[Path, ...]:
-    """Write both files or neither: temporary files first, then renames."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    targets = {MODEL_NAME: result.code.encode(), WEIGHTS_NAME: result.weights}
-    if not force and (out_dir / MODEL_NAME).exists():
-        raise ConversionError(
-            f"{out_dir / MODEL_NAME} exists already.",
-            hint="Pass --force to overwrite it, or choose another output folder.",
-        )
-    temps: dict[str, str] = {}
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        for name, data in targets.items():
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=out_dir)
-            temps[name] = tmp
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 is not what users expect
-        for name, tmp in temps.items():
-            os.replace(tmp, out_dir / name)
-    except OSError as exc:
-        for tmp in temps.values():
-            Path(tmp).unlink(missing_ok=True)
-        raise ConversionError(
-            f"could not write into {out_dir}: {exc.strerror or exc}.",
-            hint="Check that the folder is writable and the disk has space.",
-        ) from exc
-    return tuple(out_dir / name for name in targets)

@@ -24,7 +24,13 @@ from codegen import reference as R
 from codegen.diagnostics import ConversionError
 from codegen.ir import Network, TensorType
 from codegen.matfile import list_variables, load_variables
-from codegen.pipeline import MODEL_NAME, convert, example_steps
+from codegen.pipeline import (
+    MODEL_NAME,
+    build,
+    example_steps,
+    load_graph,
+    untrained_layers,
+)
 
 
 @dataclass
@@ -111,16 +117,15 @@ def verify(
 ) -> Report:
     import torch
 
-    result = convert(Path(path), None, var=var, check=False)
-    net = result.network
+    net, _ = build(load_graph(Path(path), var))
     module = load_generated(out_dir)
     model = module.load_model()
     if against is None:
-        untrained = [n for n in result.notes if "no trained weights" in n]
+        untrained = untrained_layers(model, net.state())
         if untrained:
             raise ConversionError(
-                f"{Path(path).name}: {untrained[0]} There is no MATLAB behaviour to "
-                "compare with.",
+                f"{Path(path).name}: the .mat file holds no trained weights for "
+                f"{', '.join(untrained)}. There is no MATLAB behaviour to compare with.",
                 hint="Verify a trained network, or pass --against with data saved in MATLAB.",
             )
         return _against_reference(path, net, model, atol, rtol, seed, torch)
@@ -176,7 +181,7 @@ def _against_reference(path, net: Network, model, atol, rtol, seed, torch) -> Re
     )
     with torch.no_grad():
         outputs = model(*args)
-        acts = model.activations(*args) if hasattr(model, "activations") else {}
+        acts = _activations(net, model, args)
     outputs = outputs if isinstance(outputs, tuple) else (outputs,)
     for i, (y, spec) in enumerate(zip(outputs, net.outputs, strict=True)):
         expected = R.to_torch(by_name[spec.port.layer][spec.port.index])
@@ -189,6 +194,21 @@ def _against_reference(path, net: Network, model, atol, rtol, seed, torch) -> Re
         report, net, acts, {k: R.to_torch(v[0]) for k, v in by_name.items()}, atol, rtol
     )
     return report
+
+
+def _activations(net: Network, model: Any, args: list[Any]) -> dict[str, Any]:
+    """The model's layer outputs, sequences as (N, T, C) like the reference.
+
+    1-D convolutions and their neighbours hold sequences as (N, C, T) in the
+    generated code; the IR says which.
+    """
+    if not hasattr(model, "activations"):
+        return {}
+    acts = model.activations(*args)
+    for node in net.nodes:
+        if node.name in acts and node.out_types and node.out_types[0].time_last:
+            acts[node.name] = acts[node.name].transpose(1, 2)
+    return acts
 
 
 def _compare_layers(
@@ -307,7 +327,7 @@ def _against_file(ref: Path, net: Network, model, atol, rtol, torch) -> Report:
         args.append(torch.from_numpy(np.ascontiguousarray(arr)))
     with torch.no_grad():
         outputs = model(*args)
-        acts = model.activations(*args) if hasattr(model, "activations") else {}
+        acts = _activations(net, model, args)
     outputs = outputs if isinstance(outputs, tuple) else (outputs,)
     for k, (y, spec) in enumerate(zip(outputs, net.outputs, strict=True)):
         expected = _to_model_layout(ys[k], tuple(y.shape), prefer_t)

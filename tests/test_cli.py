@@ -43,6 +43,7 @@ def test_convert_success(tmp_path: Path) -> None:
         tmp_path / "out" / "weights.pt"
     ).is_file()
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "mat2torch-base.json",
         "model.py",
         "weights.pt",
     ]

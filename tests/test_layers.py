@@ -1164,7 +1164,8 @@ def test_normalization_can_be_switched_off(tmp_path) -> None:
     layers, size = CASES["input-zscore-channel"]()
     _, out = convert_records(tmp_path, {"net": M.series(layers)})
     x = to_torch_input(matlab_input(size))
-    model = import_generated(out).load_model(normalize_input=False)
+    model = import_generated(out).load_model()
+    model.normalize_input = False
     with torch.no_grad():
         y = model(torch.from_numpy(np.ascontiguousarray(x))).numpy()
     np.testing.assert_array_equal(y, x)

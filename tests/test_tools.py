@@ -15,7 +15,8 @@ from conftest import FIXTURES, REPO, require_fixtures
 from test_matfile import small_net
 
 from codegen import reference as R
-from codegen.matfile import write_mat
+from codegen.inspection import inspect
+from codegen.matfile import load_variables, write_mat
 from codegen.pipeline import convert
 
 
@@ -252,7 +253,7 @@ def test_verify_reports_missing_model(tmp_path: Path) -> None:
 def test_activations_by_matlab_name(tmp_path: Path) -> None:
     from conftest import import_generated
 
-    convert(REPO / "examples" / "residual_dag.mat", tmp_path / "out")
+    result = convert(REPO / "examples" / "residual_dag.mat", tmp_path / "out")
     module = import_generated(tmp_path / "out")
     model = module.load_model()
     x = torch.randn(2, 3, 32, 32)
@@ -260,7 +261,10 @@ def test_activations_by_matlab_name(tmp_path: Path) -> None:
     # res1_add is computed inline (x + stem_relu): only submodule outputs are hooked
     assert set(acts) == {"res2_skip", "fc"}
     assert acts["res2_skip"].shape == (2, 16, 16, 16)
-    assert set(model.activations(x)) == set(module.LAYER_OUTPUTS.values())
+    # every layer but the input, the two additions and the output layer
+    inline = {"input", "res1_add", "res2_add", "classoutput"}
+    expected = {n.name for n in result.network.nodes} - inline
+    assert set(model.activations(x)) == expected
     assert not model._forward_hooks and all(
         not m._forward_hooks for m in model.modules()
     )
@@ -273,3 +277,18 @@ def test_verify_refuses_untrained_networks(tmp_path: Path) -> None:
     proc = mat2torch("verify", path, tmp_path / "out", "--var", "lgraph")
     assert proc.returncode == 1
     assert "no trained weights" in proc.stderr and "--against" in proc.stderr
+
+
+def test_inspect_counts_learnables_stored_as_bare_arrays() -> None:
+    """positionEmbeddingLayer keeps Weights as a bare array beside its
+    WeightLearnRateFactor; inspect once counted 0 learnables for it."""
+    require_fixtures()
+    path = FIXTURES / "real" / (
+        "matlab-deep-learning__transformer-networks-for-time-series-prediction"
+        "__transformer_demo.mat"
+    )
+    record = load_variables(path, ["net"])["net"]
+    layer = next(r for r in record.get("Layers") if r.get("Name") == "pos-emb")
+    size = int(layer.get("OutputSize").item()) * int(layer.get("MaxPosition").item())
+    entry = next(e for e in inspect(path)["layers"] if e["name"] == "pos-emb")
+    assert entry["learnables"] == size == 192

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from codegen.ir import Node, Pad, Port, TensorType
+from codegen.ir import Node, Pad, PadMode, Port, Relayout, TensorType
 from codegen.matfile import MatObject
 
 FAMILIES = (
@@ -300,7 +300,7 @@ def make_pad(
     kernel: tuple[int, ...],
     stride: tuple[int, ...],
     dilation: tuple[int, ...],
-    mode: str = "constant",
+    mode: PadMode = PadMode.CONSTANT,
     value: float = 0.0,
 ) -> Pad:
     """Build an explicit ``Pad`` in F.pad order (last dimension first)."""
@@ -313,21 +313,21 @@ def make_pad(
     return Pad(amounts=tuple(amounts), mode=mode, value=value)
 
 
-def padding_value(layer: Layer) -> tuple[str, float]:
+def padding_value(layer: Layer) -> tuple[PadMode, float]:
     """MATLAB PaddingValue → (F.pad-style mode, constant value)."""
     value = layer.raw("PaddingValue", 0.0)
     if isinstance(value, list) and len(value) == 1:
         value = value[0]
     if isinstance(value, str):
         modes = {
-            "replicate": "replicate",
-            "symmetric-exclude-edge": "reflect",
-            "symmetric-include-edge": "symmetric",
+            "replicate": PadMode.REPLICATE,
+            "symmetric-exclude-edge": PadMode.REFLECT,
+            "symmetric-include-edge": PadMode.SYMMETRIC,
         }
         if value not in modes:
             raise LayerError(f"PaddingValue '{value}' is not known.")
         return modes[value], 0.0
-    return "constant", float(np.asarray(value, dtype=np.float64).ravel()[0])
+    return PadMode.CONSTANT, float(np.asarray(value, dtype=np.float64).ravel()[0])
 
 
 def symmetric_padding(pads: tuple[int, ...]) -> bool:
@@ -348,21 +348,21 @@ def supported_table() -> str:
     return "\n".join(rows)
 
 
-def to_time_last(t: TensorType) -> str:
-    """The call that turns the generated code's sequence into N×C×T."""
-    return "" if t.time_last or not t.time else ".transpose(1, 2)"
+def to_time_last(t: TensorType) -> Relayout:
+    """What turns the generated code's sequence into N×C×T."""
+    return Relayout.NONE if t.time_last or not t.time else Relayout.SWAP_TIME
 
 
-def to_time_first(t: TensorType) -> str:
-    """The call that turns the generated code's sequence into N×T×C."""
-    return ".transpose(1, 2)" if t.time_last else ""
+def to_time_first(t: TensorType) -> Relayout:
+    """What turns the generated code's sequence into N×T×C."""
+    return Relayout.SWAP_TIME if t.time_last else Relayout.NONE
 
 
-def common_layout(types: tuple[TensorType, ...]) -> tuple[tuple[str, ...], bool]:
-    """Calls that bring several sequences into one layout, and whether it is N×C×T.
+def common_layout(types: tuple[TensorType, ...]) -> tuple[tuple[Relayout, ...], bool]:
+    """Re-layouts that bring several sequences into one layout, and whether it is N×C×T.
 
     All N×C×T stay so; a mix goes to N×T×C.
     """
     if all(t.time_last for t in types) or not any(t.time_last for t in types):
-        return ("",) * len(types), bool(types) and types[0].time_last
+        return (Relayout.NONE,) * len(types), bool(types) and types[0].time_last
     return tuple(to_time_first(t) for t in types), False

@@ -6,23 +6,22 @@ import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
-from codegen.ir import Node, TensorType
+from codegen.ir import CombineOp, Node, Relayout, TensorType
 from codegen.layers import Layer, LayerError, common_layout, register
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
 class Combine(Node):
     template: ClassVar[str] = "combine"
-    op: str  # "+", "*" or "cat"
+    op: CombineOp
     dim: int = 1
-    pres: tuple[str, ...] = ()  # per input: re-layout of mixed sequences
-    accumulate: bool = False  # `x += other`: x is not read again (render.py)
+    pres: tuple[Relayout, ...] = ()  # per input: re-layout of mixed sequences
 
 
-def _combine(layer: Layer, op: str, out: TensorType, dim: int = 1) -> Combine:
+def _combine(layer: Layer, op: CombineOp, out: TensorType, dim: int = 1) -> Combine:
     pres, time_last = common_layout(layer.in_types)
     out = dataclasses.replace(out, time_last=time_last)
-    if op == "cat" and out.time:
+    if op is CombineOp.CAT and out.time:
         dim = out.torch_dim(dim)
     return Combine(**layer.common(), op=op, dim=dim, pres=pres, out_types=(out,))
 
@@ -60,13 +59,13 @@ def _inputs(layer: Layer) -> None:
 @register("nnet.cnn.layer.AdditionLayer", torch="a + b + ...")
 def addition(layer: Layer) -> Combine:
     _inputs(layer)
-    return _combine(layer, "+", _broadcast(layer))
+    return _combine(layer, CombineOp.ADD, _broadcast(layer))
 
 
 @register("nnet.cnn.layer.MultiplicationLayer", torch="a * b * ...")
 def multiplication(layer: Layer) -> Combine:
     _inputs(layer)
-    return _combine(layer, "*", _broadcast(layer))
+    return _combine(layer, CombineOp.MUL, _broadcast(layer))
 
 
 def _concatenate(layer: Layer, matlab_dim: int) -> Combine:
@@ -107,8 +106,8 @@ def _concatenate(layer: Layer, matlab_dim: int) -> Combine:
         spatial=tuple(out_sizes[:-1]), channels=out_sizes[-1], time=first.time
     )
     if first.time:  # the torch axis depends on the layout the inputs end up in
-        return _combine(layer, "cat", out, matlab_dim)
-    return _combine(layer, "cat", out, first.torch_dim(matlab_dim))
+        return _combine(layer, CombineOp.CAT, out, matlab_dim)
+    return _combine(layer, CombineOp.CAT, out, first.torch_dim(matlab_dim))
 
 
 @register("nnet.cnn.layer.DepthConcatenationLayer", torch="torch.cat(..., dim=1)")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from codegen.ir import Call, Pad, PaddedModule, TensorType
+from codegen.ir import Call, Pad, PaddedModule, Relayout, TensorType
 from codegen.layers import (
     Layer,
     LayerError,
@@ -102,7 +102,7 @@ def _convolution(
         module=Call(f"nn.Conv{nd}d", (t.channels, out_c), tuple(kwargs)),
         params=params,
         pad=pad,
-        pre=to_time_last(t) if over_time else "",
+        pre=to_time_last(t) if over_time else Relayout.NONE,
         helpers=pad_helpers(pad),
         out_types=(out,),
     )

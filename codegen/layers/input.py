@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from codegen.ir import Node, TensorType
+from codegen.ir import Node, Normalization, TensorType
 from codegen.layers import Layer, LayerError, mat_reshape, register
 from codegen.matfile import FunctionHandle
 
@@ -23,7 +23,7 @@ from codegen.matfile import FunctionHandle
 @dataclass(frozen=True, kw_only=True, eq=False)
 class Input(Node):
     template: ClassVar[str] = "input"
-    normalization: str = "none"  # none | zerocenter | zscore | rescale
+    normalization: Normalization = Normalization.NONE
     stats: dict[str, np.ndarray] = field(default_factory=dict)
     target: tuple[float, float] = (0.0, 1.0)
     # Legacy full-size AverageImage: MATLAB subtracts its per-channel mean
@@ -31,8 +31,8 @@ class Input(Node):
     per_channel_fallback: bool = False
     min_length: int = 1  # sequences: MATLAB's MinLength
 
-    def state(self) -> dict[str, np.ndarray]:
-        return {f"{self.ident}_{k}": v for k, v in self.stats.items()}
+    def buffers(self) -> dict[str, np.ndarray]:
+        return self.stats
 
 
 @register("nnet.cnn.layer.ImageInputLayer", torch="normalization buffers in forward")
@@ -116,7 +116,7 @@ def _input(layer: Layer, t: TensorType) -> Input:
     )
     return Input(
         **layer.common(),
-        normalization=kind,
+        normalization=Normalization(kind),
         stats=stats,
         target=target,
         per_channel_fallback=fallback,

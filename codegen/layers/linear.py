@@ -13,7 +13,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from codegen.ir import Call, ModuleNode, TensorType
+from codegen.ir import Call, ModuleNode, Relayout, TensorType
 from codegen.layers import Layer, LayerError, mat_reshape, register, to_time_first
 
 
@@ -21,7 +21,7 @@ from codegen.layers import Layer, LayerError, mat_reshape, register, to_time_fir
 class Linear(ModuleNode):
     template: ClassVar[str] = "linear"
     flatten: bool = False
-    pre: str = ""  # N×C×T sequences go back to N×T×C first
+    pre: Relayout = Relayout.NONE  # N×C×T sequences go back to N×T×C first
 
 
 @register(

@@ -11,10 +11,8 @@ import dataclasses
 
 import numpy as np
 
-from codegen.ir import Call, ModuleNode, WrappedModule
+from codegen.ir import Call, ModuleNode, Relayout, WrappedModule
 from codegen.layers import Layer, LayerError, mat_reshape, register
-
-TO_CHANNELS_FIRST = ".transpose(1, 2)"  # N×T×C ↔ N×C×T
 
 
 def _affine(layer: Layer, c: int) -> dict[str, np.ndarray]:
@@ -48,7 +46,7 @@ def _node(
             **layer.common(),
             module=call,
             params=params,
-            pre=TO_CHANNELS_FIRST,
+            pre=Relayout.SWAP_TIME,
             out_types=(dataclasses.replace(t, time_last=sequence_channels_first),),
         )
     if t.time:
@@ -135,8 +133,8 @@ def layer_norm(layer: Layer) -> ModuleNode:
             **layer.common(),
             module=call,
             params=params,
-            pre=".movedim(1, -1)",
-            post=".movedim(-1, 1)",
+            pre=Relayout.CHANNELS_LAST,
+            post=Relayout.CHANNELS_FIRST,
             out_types=(t,),
         )
     if dims == "spatial-channel" and t.time:

@@ -14,7 +14,16 @@ from typing import ClassVar
 
 import numpy as np
 
-from codegen.ir import Call, ModuleNode, Node, Pad, PaddedModule, TensorType
+from codegen.ir import (
+    Call,
+    ModuleNode,
+    Node,
+    Pad,
+    PaddedModule,
+    PadMode,
+    Relayout,
+    TensorType,
+)
 from codegen.layers import (
     Layer,
     LayerError,
@@ -86,7 +95,9 @@ def _max_pool(layer: Layer, nd: int) -> ModuleNode:
     kwargs: list[tuple[str, object]] = [("stride", collapse(stride))]
     pad = Pad()
     if dynamic or not _foldable(pads, kernel):
-        pad = make_pad(pads, dynamic, kernel, stride, (1,) * nd, "constant", -math.inf)
+        pad = make_pad(
+            pads, dynamic, kernel, stride, (1,) * nd, PadMode.CONSTANT, -math.inf
+        )
     elif any(pads):
         kwargs.append(("padding", collapse(pads[:nd])))
     out = _pooled(t, over_time, kernel, stride, pads, dynamic)
@@ -109,7 +120,7 @@ def _max_pool(layer: Layer, nd: int) -> ModuleNode:
         **layer.common(),
         module=Call(f"nn.MaxPool{nd}d", (collapse(kernel),), tuple(kwargs)),
         pad=pad,
-        pre=to_time_last(t) if over_time else "",
+        pre=to_time_last(t) if over_time else Relayout.NONE,
         helpers=("same_padding",) if dynamic else (),
         out_types=(out,),
     )
@@ -136,7 +147,7 @@ def _avg_pool(layer: Layer, nd: int) -> PaddedModule:
     if not exclude and float(np.asarray(value).ravel()[0]) != 0.0:
         raise LayerError("a non-zero average pooling PaddingValue is not supported.")
     out_type = _pooled(t, over_time, kernel, stride, pads, dynamic)
-    pre = to_time_last(t) if over_time else ""
+    pre = to_time_last(t) if over_time else Relayout.NONE
     kwargs: list[tuple[str, object]] = [("stride", collapse(stride))]
     cls = f"nn.AvgPool{nd}d"
     if not any(pads) and not dynamic:

@@ -16,7 +16,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from codegen.ir import Call, ModuleNode, TensorType
+from codegen.ir import Call, ModuleNode, Relayout, TensorType
 from codegen.layers import Layer, LayerError, mat_reshape, register
 
 
@@ -27,15 +27,13 @@ class Recurrent(ModuleNode):
     bidirectional: bool = False
     last: bool = False  # OutputMode 'last'
     cell: bool = True  # LSTM (has a cell state) or GRU
-    pre: str = ""  # re-layout of the input (N×C×T → N×T×C)
+    pre: Relayout = Relayout.NONE  # re-layout of the input (N×C×T → N×T×C)
     state_inputs: bool = False
     state_outputs: bool = False
     initial: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
-    def state(self) -> dict[str, np.ndarray]:
-        out = super().state()
-        out.update({f"{self.ident}_{k}": v for k, v in self.initial.items()})
-        return out
+    def buffers(self) -> dict[str, np.ndarray]:
+        return self.initial
 
     def hookable(self) -> bool:
         return False  # its module's output is not the layer's output
@@ -106,14 +104,14 @@ def _recurrent(
                 params[f"bias_ih_l0{suffix}"] = bias[block]
                 params[f"bias_hh_l0{suffix}"] = np.zeros(size, np.float32)
 
-    kwargs: list[tuple[str, object]] = [("batch_first", True)]
+    native = state == "tanh" and gate == "sigmoid" and reset != "before-multiplication"
+    kwargs: list[tuple[str, object]] = [("batch_first", True)] if native else []
     if bidirectional:
         kwargs.append(("bidirectional", True))
     helpers: tuple[str, ...] = ()
-    native = state == "tanh" and gate == "sigmoid" and reset != "before-multiplication"
     func = f"nn.{name}"
-    if not native:
-        func, helpers = f"Matlab{name}", ("matlab_recurrent",)
+    if not native:  # batch-first always
+        func, helpers = f"Matlab{name}", (f"matlab_{name.lower()}",)
         if state != "tanh":
             kwargs.append(("state_activation", state))
         if gate != "sigmoid":
@@ -143,7 +141,7 @@ def _recurrent(
         bidirectional=bidirectional,
         last=last,
         cell=cell,
-        pre=".transpose(1, 2)" if t.time_last else "",
+        pre=Relayout.SWAP_TIME if t.time_last else Relayout.NONE,
         state_inputs=state_in,
         state_outputs=state_out,
         initial=initial,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from codegen.ir import Call, ModuleNode, Node, TensorType
+from codegen.ir import Call, ModuleNode, Node, Relayout, TensorType
 from codegen.layers import Layer, LayerError, mat_reshape, register, to_time_first
 from codegen.render import doc
 
@@ -142,7 +142,7 @@ def word_embedding(layer: Layer) -> WordEmbedding:
 @dataclass(frozen=True, kw_only=True, eq=False)
 class Prepend(ModuleNode):
     template: ClassVar[str] = "prepend"
-    pre: str = ""
+    pre: Relayout = Relayout.NONE
 
 
 @register(

@@ -1,8 +1,12 @@
-def pad_symmetric(x: torch.Tensor, pads: tuple[int, ...]) -> torch.Tensor:
-    """MATLAB 'symmetric-include-edge' padding: mirror including the edge.
+"""MATLAB's 'symmetric-include-edge' padding, which F.pad does not have."""
 
-    ``pads`` is in F.pad order (last dimension first); PyTorch has no such mode.
-    """
+from __future__ import annotations
+
+import torch
+
+
+def pad_symmetric(x: torch.Tensor, pads: tuple[int, ...] | list[int]) -> torch.Tensor:
+    """Mirror x including its edge; ``pads`` is in F.pad order (last dim first)."""
     for i in range(len(pads) // 2):
         dim = x.dim() - 1 - i
         before, after = pads[2 * i], pads[2 * i + 1]

@@ -1,7 +1,14 @@
+"""MATLAB crop2dLayer."""
+
+from __future__ import annotations
+
+import torch
+
+
 def crop_like(
     x: torch.Tensor, ref: torch.Tensor, top_left: tuple[int, int] | None = None
 ) -> torch.Tensor:
-    """MATLAB crop2dLayer: cut x's height and width down to ref's.
+    """Cut x's height and width down to ref's.
 
     Without ``top_left`` it crops the centre, offset floor(X/2) - floor(Y/2)
     per dimension (MATLAB's floor(X/2+1) - floor(Y/2+1) in 1-based terms).

@@ -1,8 +1,16 @@
-class EmbeddingConcatenation(nn.Module):
-    """MATLAB embeddingConcatenationLayer: a learned vector becomes step 1.
+"""MATLAB embeddingConcatenationLayer."""
 
-    The sequence grows by one step (N×T×C → N×(T+1)×C); the same vector is
-    prepended to every observation, like a classification token.
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class EmbeddingConcatenation(nn.Module):
+    """A learned vector becomes time step 1 of every sequence (T grows by one).
+
+    The same vector is prepended to every observation, like a classification
+    token.
     """
 
     def __init__(self, channels: int) -> None:

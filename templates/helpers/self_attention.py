@@ -1,16 +1,27 @@
+"""MATLAB selfAttentionLayer."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
 class SelfAttention(nn.Module):
-    """MATLAB selfAttentionLayer on N×T×C sequences.
+    """Multi-head self-attention on (N, T, C) sequences, as MATLAB computes it.
 
     Each head owns a contiguous block of the key and value channels; scores
     are scaled by 1/sqrt(key channels per head) and softmax-normalized over
     the keys. ``causal`` lets step t attend to steps 1..t only; ``mask``
-    (queries × keys, True = may attend) is a fixed mask from MATLAB.
+    (queries by keys, True = may attend) is a fixed mask from MATLAB.
     """
+
+    mask: torch.Tensor | None
 
     def __init__(
         self,
         input_size: int,
         num_heads: int,
+        *,
         key_channels: int | None = None,
         value_channels: int | None = None,
         output_size: int | None = None,
@@ -25,10 +36,11 @@ class SelfAttention(nn.Module):
         self.key = nn.Linear(input_size, key_channels)
         self.value = nn.Linear(input_size, value_channels)
         self.output = nn.Linear(value_channels, output_size or input_size)
-        if mask_size is not None:
-            self.register_buffer("mask", torch.ones(mask_size, dtype=torch.bool))
-        else:
-            self.mask = None
+        self.mask = (
+            None
+            if mask_size is None
+            else nn.Buffer(torch.ones(mask_size, dtype=torch.bool))
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, steps, _ = x.shape
@@ -38,5 +50,8 @@ class SelfAttention(nn.Module):
 
         q, k, v = heads(self.query(x)), heads(self.key(x)), heads(self.value(x))
         mask = None if self.mask is None else self.mask[:steps, :steps]
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=self.causal)
-        return self.output(y.transpose(1, 2).reshape(n, steps, -1))
+        y = nn.functional.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, is_causal=self.causal
+        )
+        out: torch.Tensor = self.output(y.transpose(1, 2).reshape(n, steps, -1))
+        return out

@@ -1,7 +1,14 @@
-class CrossChannelNorm(nn.Module):
-    """MATLAB cross-channel (local response) normalization.
+"""MATLAB cross-channel (local response) normalization."""
 
-    y = x / (k + alpha * (sum of x^2 over the channel window) / size) ** beta.
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class CrossChannelNorm(nn.Module):
+    """y = x / (k + alpha * (sum of x^2 over the channel window) / size) ** beta.
+
     For even sizes MATLAB's window reaches (size - 1) // 2 channels back and
     size // 2 ahead; nn.LocalResponseNorm does the opposite.
     """
@@ -12,6 +19,6 @@ class CrossChannelNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         squares = (x * x).transpose(1, -1)
-        squares = F.pad(squares, ((self.size - 1) // 2, self.size // 2))
+        squares = nn.functional.pad(squares, ((self.size - 1) // 2, self.size // 2))
         sums = squares.transpose(1, -1).unfold(1, self.size, 1).sum(-1)
         return x / (self.k + self.alpha * sums / self.size) ** self.beta

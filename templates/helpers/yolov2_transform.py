@@ -1,5 +1,13 @@
+"""MATLAB yolov2TransformLayer."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
 class YOLOv2Transform(nn.Module):
-    """MATLAB yolov2TransformLayer.
+    """Activations of YOLO v2's raw predictions.
 
     Each anchor owns the channels k * num_anchors + a for k = iou, x, y, w, h,
     then the class scores: iou, x and y go through a sigmoid, w and h through
@@ -14,7 +22,11 @@ class YOLOv2Transform(nn.Module):
         n, c, h, w = x.shape
         z = x.view(n, c // self.num_anchors, self.num_anchors, h, w)
         z = torch.cat(
-            [torch.sigmoid(z[:, :3]), torch.exp(z[:, 3:5]), torch.softmax(z[:, 5:], dim=1)],
+            [
+                torch.sigmoid(z[:, :3]),
+                torch.exp(z[:, 3:5]),
+                torch.softmax(z[:, 5:], dim=1),
+            ],
             dim=1,
         )
         return z.view(n, c, h, w)

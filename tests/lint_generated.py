@@ -1,0 +1,137 @@
+"""Lint generated files as a PyTorch reviewer would: ruff ALL and mypy --strict.
+
+Shared by tests/test_generated_lint.py, the nox lint session and
+benchmarks/readability.py.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+REAL = REPO.parent / "shared" / "fixtures" / "real"
+# The rules a reviewer may waive for generated code: docstring style, line
+# length (black's), formatter conflicts, literals, long forward()s.
+RUFF_IGNORE = (
+    "D,E501,COM812,ISC001,CPY001,ERA001,PLR2004,PLR0913,PLR0915,PLR0912,C901,"
+    "FBT001,FBT002,S101"
+)
+_LITERAL_DATA = re.compile(r"^(CLASSES|CLASS_WEIGHTS|ANCHOR_BOXES)(_\w+)?$")
+
+
+def ruff_findings(code: str) -> list[str]:
+    """ruff --select ALL on one file's text (read from stdin, so rules about
+    where a file lies, such as INP001, do not apply)."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ruff",
+            "check",
+            "--isolated",
+            "--select",
+            "ALL",
+            "--ignore",
+            RUFF_IGNORE,
+            "--target-version",
+            "py310",
+            "--output-format",
+            "json",
+            "--stdin-filename",
+            "model.py",
+            "-",
+        ],
+        input=code,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return [
+        f"{f['location']['row']}: {f['code']} {f['message']}"
+        for f in json.loads(proc.stdout or "[]")
+    ]
+
+
+def mypy_findings(files: dict[str, str], folder: Path) -> dict[str, list[str]]:
+    """mypy --strict over many generated files at once, each its own module."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, code in files.items():
+        path = folder / f"{name}.py"
+        path.write_text(code)
+        paths.append(path)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--no-error-summary",
+            "--cache-dir",
+            str(folder / ".mypy_cache"),
+            *map(str, paths),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    found: dict[str, list[str]] = {name: [] for name in files}
+    for line in proc.stdout.splitlines():
+        head, _, rest = line.partition(": error: ")
+        if rest:
+            found[Path(head.split(":", 1)[0]).stem].append(rest)
+        elif line.strip() and ": note:" not in line:
+            raise RuntimeError(f"mypy: {line}")
+    return found
+
+
+def network_share(code: str) -> float:
+    """Non-blank lines of __init__ + forward over all non-blank lines, literal
+    data (class names, class weights, anchors) left out."""
+    tree = ast.parse(code)
+    literal: set[int] = set()
+    network: set[int] = set()
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and _LITERAL_DATA.match(t.id) for t in node.targets
+        ):
+            literal |= set(range(node.lineno, (node.end_lineno or node.lineno) + 1))
+        if isinstance(node, ast.ClassDef):
+            for f in node.body:
+                if isinstance(f, ast.FunctionDef) and f.name in ("__init__", "forward"):
+                    network |= set(range(f.lineno, (f.end_lineno or f.lineno) + 1))
+    filled = {i for i, line in enumerate(code.splitlines(), 1) if line.strip()}
+    filled -= literal
+    return len(network & filled) / len(filled)
+
+
+def goldens() -> dict[str, str]:
+    return {
+        f"golden_{p.parent.name}": p.read_text()
+        for p in sorted((REPO / "generated_examples").glob("*/model.py"))
+    }
+
+
+def real_conversions() -> Iterator[tuple[str, object]]:
+    """(name, Result) of every network in ../shared/fixtures/real that converts."""
+    from codegen.diagnostics import ConversionError
+    from codegen.matfile import list_variables
+    from codegen.pipeline import convert, is_network_variable
+
+    for path in sorted(REAL.glob("*.mat")):
+        try:
+            names = [v.name for v in list_variables(path) if is_network_variable(v)]
+        except ConversionError:
+            continue
+        for var in names:
+            try:
+                result = convert(path, None, var=var, check=False)
+            except ConversionError:
+                continue  # refusals are test_real_files' business
+            yield re.sub(r"\W+", "_", f"real_{path.stem}_{var}"), result
