@@ -25,6 +25,9 @@ import torch  # noqa: F401
 
 import codegen.inspection
 import codegen.verify  # noqa: F401
+from codegen.layers import registry
+
+registry()  # the layer families too, before any fork
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES_DIR = REPO / "examples"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from fuzz_cases import NOT_MAT, Case, cases, materialize
-from fuzz_run import run_case
+from fuzz_run import REAL_DIR, run_case
 from hypothesis import HealthCheck, given, settings
 
 QUICK = settings(
@@ -76,3 +76,23 @@ def test_the_harness_sees_a_crash_and_a_traceback(
         pipeline, "choose_variable", lambda *a: __import__("time").sleep(30)
     )
     assert run_case(path, workdir / "probe", time_limit=2).kind == "hang"
+
+
+MALFORMED = REAL_DIR.parent / "malformed"
+
+
+@pytest.mark.parametrize(
+    "name",
+    sorted(p.name for p in MALFORMED.glob("*.mat")) if MALFORMED.is_dir() else [],
+)
+def test_the_shared_malformed_mutants(name: str, workdir: Path) -> None:
+    """The mutants that once crashed mat2torch (../shared/fixtures/malformed):
+    each is now refused cleanly or, where still a valid network, converted."""
+    outcome = run_case(MALFORMED / name, workdir / "malformed")
+    assert not outcome.bug, f"{name}: {outcome.kind}: {outcome.detail}"
+
+
+def test_malformed_fixtures_present() -> None:
+    if not MALFORMED.is_dir():
+        pytest.skip(f"{MALFORMED} is absent (../shared is not checked out)")
+    assert len(list(MALFORMED.glob("*.mat"))) >= 25
