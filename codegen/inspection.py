@@ -7,10 +7,11 @@ from typing import Any
 
 import numpy as np
 
+from codegen.diagnostics import ConversionError
 from codegen.ir import TensorType
 from codegen.matfile import MatObject
 from codegen.parse import parse_layers
-from codegen.pipeline import build, load_graph
+from codegen.pipeline import Loaded, build, generate, load_graph
 from codegen.plan import ForwardPlan
 
 
@@ -75,13 +76,14 @@ def inspect(path: Path, var: str | None = None) -> dict[str, Any]:
             )
         if "Normalization" in rec:
             entry["normalization"] = _normalization(rec)
-        classes = rec.get("Categories") or rec.get("ClassNames")
+        classes = next(
+            (rec.get(k) for k in ("Categories", "ClassNames") if k in rec), None
+        )
         if isinstance(classes, list) and classes:
             entry["classes"] = [str(c) for c in classes]
         layers.append(entry)
     refused = [e for e in layers if e["status"] != "supported"]
-    if not refused:
-        _add_forward(layers, build(loaded)[1])
+    problem = "" if refused else _whole_network_problem(layers, loaded)
     return {
         "file": path.name,
         "variable": name,
@@ -90,8 +92,25 @@ def inspect(path: Path, var: str | None = None) -> dict[str, Any]:
         "total_layers": len(layers),
         "total_learnables": sum(e["learnables"] for e in layers),
         "refused": sum(e["status"] == "refused" for e in layers),
-        "convertible": not refused,
+        "convertible": not refused and not problem,
+        **({"problem": problem} if problem else {}),
     }
+
+
+def _whole_network_problem(layers: list[dict[str, Any]], loaded: Loaded) -> str:
+    """What convert would still refuse once every layer is supported.
+
+    The same steps as convert short of writing (outputs, names, plan,
+    generated code, the size budget and the check forward pass), so the two
+    never disagree.
+    """
+    try:
+        net, plan = build(loaded)
+        _add_forward(layers, plan)
+        generate(net, plan, check=True)
+    except ConversionError as exc:
+        return exc.render()
+    return ""
 
 
 def _add_forward(layers: list[dict[str, Any]], plan: ForwardPlan) -> None:
@@ -156,7 +175,11 @@ def render_text(report: dict[str, Any]) -> str:
                 " ..." if len(e["classes"]) > 20 else ""
             )
             lines.append(f"Classes of {e['name']!r} ({len(e['classes'])}): {shown}")
-    if report["convertible"]:
+    if report.get("problem"):
+        lines.append(
+            f"Every layer converts, but the network does not: {report['problem']}"
+        )
+    elif report["convertible"]:
         lines.append("Every layer converts.")
     else:
         lines.append(f"{report['refused']} layer(s) cannot be converted:")

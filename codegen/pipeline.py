@@ -17,6 +17,7 @@ import numpy as np
 
 from codegen import graph as graph_mod
 from codegen import matconvnet
+from codegen.budget import check_untrained_size
 from codegen.diagnostics import ConversionError
 from codegen.format import format_source, top_level_names
 from codegen.graph import LayerGraph
@@ -216,6 +217,7 @@ def generate(net: Network, plan: ForwardPlan, *, check: bool = True) -> Result:
             f"The .mat file holds NaN weights for {', '.join(nan)}; copied as they are."
         )
     code = _code(net, plan, notes)
+    check_untrained_size(net, code, state)
     model = _instantiate(net, code, state)
     missing = sorted(set(model.state_dict()) - set(state))
     if missing:

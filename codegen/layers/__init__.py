@@ -7,6 +7,7 @@ cannot convert; the pipeline collects those and reports them together.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
 from collections.abc import Callable
@@ -176,15 +177,37 @@ def register(*classnames: str, torch: str) -> Callable[[Handler], Handler]:
 
     def deco(fn: Handler) -> Handler:
         family = fn.__module__.rsplit(".", 1)[-1]
+        checked = _checked(fn, needs_input=family != "input")
         for name in classnames:
             if name in REGISTRY:
                 raise RuntimeError(f"{name} is registered twice")
-            REGISTRY[name] = fn
+            REGISTRY[name] = checked
             FAMILY_OF[name] = family
             TORCH_OF[name] = torch
         return fn
 
     return deco
+
+
+def _checked(fn: Handler, needs_input: bool) -> Handler:
+    """``fn`` behind the checks every layer gets (see codegen.layers.fields)."""
+    from codegen.layers.fields import check_fields
+
+    @functools.wraps(fn)
+    def handler(layer: Layer) -> Node:
+        problem = check_fields(layer.record)
+        if problem:
+            raise LayerError(
+                f"{problem}. The file is damaged or was not saved by MATLAB.",
+                "Save the network again in MATLAB and convert the new file.",
+            )
+        if needs_input and not layer.in_types:
+            raise LayerError(
+                "nothing is connected to its input (no connection leads into it)."
+            )
+        return fn(layer)
+
+    return handler
 
 
 def registry() -> dict[str, Handler]:
