@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from codegen import graph as graph_mod
+from codegen import stubs
 from codegen.diagnostics import ConversionError
 from codegen.format import format_source, top_level_names
 from codegen.graph import LayerGraph
@@ -70,13 +71,16 @@ def load_graph(path: Path, var: str | None = None) -> Loaded:
     return Loaded(path=path, variable=name, graph=graph)
 
 
-def build(loaded: Loaded, class_name: str | None = None) -> tuple[Network, ForwardPlan]:
+def build(
+    loaded: Loaded, class_name: str | None = None, *, strict: bool = False
+) -> tuple[Network, ForwardPlan]:
     """parse → name → plan: the named IR and its forward plan."""
     net = parse(
         loaded.graph,
         source=loaded.path.name,
         variable=loaded.variable,
         class_name=class_name,
+        strict=strict,
     )
     net = name_network(net)
     return net, plan_forward(net)
@@ -157,6 +161,7 @@ def convert(
     class_name: str | None = None,
     force: bool = False,
     check: bool = True,
+    strict: bool = False,
 ) -> Result:
     """Convert ``path``; write model.py and weights.pt into ``out_dir`` if given."""
     path = Path(path)
@@ -167,7 +172,7 @@ def convert(
             f"{Path(out_dir) / MODEL_NAME} exists already.",
             hint="Pass --force to overwrite it, or choose another output folder.",
         )
-    net, plan = build(load_graph(path, var), class_name)
+    net, plan = build(load_graph(path, var), class_name, strict=strict)
     result = generate(net, plan, check=check)
     if out_dir is not None:
         result.written = write_outputs(Path(out_dir), result, force=force)
@@ -295,6 +300,7 @@ def _run_once(net: Network, model: Any, state: dict[str, np.ndarray]) -> None:
     model.eval()
     if net.activation_size() > CHECK_BUDGET:
         return
+    stubs.stand_ins(model, net)  # the check skips only the stubbed layers
     with torch.no_grad():
         model(*[_example(spec.type, example_steps(net, spec)) for spec in net.inputs])
 
@@ -306,6 +312,7 @@ def _allowed_extras(net: Network) -> set[str]:
     extras |= {f"from_matlab_{i.ident}" for i in net.inputs}
     extras |= {name for name, _ in net.constants}
     extras |= helper_names()
+    extras |= {n.module.func for n in stubs.stubs(net)}
     return extras
 
 
