@@ -48,6 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument(
         "--force", action="store_true", help="overwrite an existing model.py"
     )
+    conv.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse networks with layers that would become stubs",
+    )
 
     insp = sub.add_parser(
         "inspect",
@@ -126,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
+    from codegen import stubs
     from codegen.pipeline import convert
 
     result = convert(
@@ -134,6 +140,7 @@ def _convert(args: argparse.Namespace) -> int:
         var=args.var,
         class_name=args.class_name,
         force=args.force,
+        strict=args.strict,
     )
     net = result.network
     print(
@@ -141,7 +148,11 @@ def _convert(args: argparse.Namespace) -> int:
         f"from {args.file.name} into {args.output}/: model.py, weights.pt"
     )
     for note in result.notes:
-        print(f"note: {note}")
+        if not note.startswith("Stubs to write by hand"):
+            print(f"note: {note}")
+    warning = stubs.warning(net)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 

@@ -10,6 +10,7 @@ import numpy as np
 from codegen.ir import TensorType
 from codegen.matfile import MatObject
 from codegen.parse import parse_layers
+from codegen.stubs import Stub
 from codegen.pipeline import load_graph
 
 
@@ -61,7 +62,12 @@ def inspect(path: Path, var: str | None = None) -> dict[str, Any]:
             "learnables": learnable_count(rec),
         }
         node = parsed.nodes.get(layer_name)
-        if node is not None:
+        if isinstance(node, Stub):
+            entry["status"] = "stub"
+            entry["stub_of"] = node.stub_class
+            entry["outputs"] = [_shape(t) for t in node.out_types]
+            entry["reason"] = f"stub ({node.stub_class}): {node.assumption}."
+        elif node is not None:
             entry["status"] = "supported"
             entry["outputs"] = [_shape(t) for t in node.out_types]
         elif layer_name in parsed.problems:
@@ -78,7 +84,7 @@ def inspect(path: Path, var: str | None = None) -> dict[str, Any]:
         if isinstance(classes, list) and classes:
             entry["classes"] = [str(c) for c in classes]
         layers.append(entry)
-    refused = [e for e in layers if e["status"] != "supported"]
+    refused = [e for e in layers if e["status"] not in ("supported", "stub")]
     return {
         "file": path.name,
         "variable": name,
@@ -87,6 +93,7 @@ def inspect(path: Path, var: str | None = None) -> dict[str, Any]:
         "total_layers": len(layers),
         "total_learnables": sum(e["learnables"] for e in layers),
         "refused": sum(e["status"] == "refused" for e in layers),
+        "stubs": sum(e["status"] == "stub" for e in layers),
         "convertible": not refused,
     }
 
@@ -117,7 +124,7 @@ def render_text(report: dict[str, Any]) -> str:
                 matlab or "-",
                 torch or "-",
                 f"{e['learnables']:,}",
-                e["status"],
+                f"stub {e['stub_of']}" if e["status"] == "stub" else e["status"],
             )
         )
     widths = [max(len(r[c]) for r in rows) for c in range(len(header))]
@@ -138,7 +145,12 @@ def render_text(report: dict[str, Any]) -> str:
                 " ..." if len(e["classes"]) > 20 else ""
             )
             lines.append(f"Classes of {e['name']!r} ({len(e['classes'])}): {shown}")
-    if report["convertible"]:
+    if report["convertible"] and report["stubs"]:
+        lines.append(
+            f"Converts with {report['stubs']} stub layer(s) to write by hand "
+            "(--strict refuses them)."
+        )
+    elif report["convertible"]:
         lines.append("Every layer converts.")
     else:
         lines.append(f"{report['refused']} layer(s) cannot be converted:")

@@ -36,7 +36,9 @@ _SKIP = {"Name", "Description", "Type", "Version", "PrivateNumStates"}
 # nn.Module attributes a property must not shadow.
 _MODULE_ATTRS = set(dir(__import__("torch").nn.Module)) | {"forward"}
 
-SAME_AS_INPUT = "assumed the same as its first input (nothing in the file says otherwise)"
+SAME_AS_INPUT = (
+    "assumed the same as its first input (nothing in the file says otherwise)"
+)
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -125,7 +127,9 @@ def stub_for(layer: Layer, problem: Diagnostic, function: str = "") -> Stub:
             dropped.append(key)
     outputs = record.get("nnet.layer.Layer.PrivateOutputs")
     port_names = (
-        tuple(str(o) for o in outputs) if isinstance(outputs, list) and outputs else ("out",)
+        tuple(str(o) for o in outputs)
+        if isinstance(outputs, list) and outputs
+        else ("out",)
     )
     inputs = record.get("nnet.layer.Layer.PrivateInputs")
     input_names = (
@@ -236,7 +240,9 @@ def refine(layer: Layer, types: dict[Any, TensorType]) -> dict[str, Stub]:
             ]
             if others:
                 ref = others[0]
-                channels = ref.channels if COMBINE[layer.classname] else current.channels
+                channels = (
+                    ref.channels if COMBINE[layer.classname] else current.channels
+                )
                 new = dataclasses.replace(ref, channels=channels)
                 why = f"sized like the other inputs of the following {doc(layer.name)}"
         if new != current:
@@ -305,7 +311,9 @@ def warning(net: Network) -> str:
     """One grouped sentence per stubbed class, for the command line."""
     lines = []
     for py, nodes in groups(net).items():
-        names = ", ".join(doc(n.name) for n in nodes[:6]) + (" ..." if len(nodes) > 6 else "")
+        names = ", ".join(doc(n.name) for n in nodes[:6]) + (
+            " ..." if len(nodes) > 6 else ""
+        )
         what = nodes[0].stub_class
         lines.append(
             f"{py} ({what}): {len(nodes)} layer{'s' if len(nodes) != 1 else ''} ({names})"
@@ -314,8 +322,7 @@ def warning(net: Network) -> str:
         return ""
     return (
         "these layers cannot be translated and are stubs in model.py; their forward() "
-        "raises NotImplementedError until you write it:\n  "
-        + "\n  ".join(lines)
+        "raises NotImplementedError until you write it:\n  " + "\n  ".join(lines)
     )
 
 
@@ -391,7 +398,9 @@ def class_source(py: str, nodes: list[Stub]) -> str:
                 arr = first.params[attr]
                 dtype = ", dtype=torch.bool" if arr.dtype == np.bool_ else ""
                 kind = "nn.Parameter" if attr in first.learnable else "nn.Buffer"
-                lines.append(f"        self.{attr} = {kind}(torch.zeros({attr}{dtype}))")
+                lines.append(
+                    f"        self.{attr} = {kind}(torch.zeros({attr}{dtype}))"
+                )
             else:
                 lines.append(f"        self.{attr} = {attr}")
     n_in = len(first.inputs)
@@ -409,13 +418,16 @@ def class_source(py: str, nodes: list[Stub]) -> str:
             for a, m, t in zip(args, n.input_names, n.in_types, strict=True)
         )
         outs = "; ".join(
-            f"{doc(p)}: {_sizes(t)}" for p, t in zip(n.port_names, n.out_types, strict=True)
+            f"{doc(p)}: {_sizes(t)}"
+            for p, t in zip(n.port_names, n.out_types, strict=True)
         )
         doc_lines.append(
             plain_sizes(f"{doc(n.name)}: in {ins}. Out {outs}, {n.assumption}.")
         )
     if multi:
-        doc_lines.append(f"Return the outputs in MATLAB's order: {', '.join(map(doc, first.port_names))}.")
+        doc_lines.append(
+            f"Return the outputs in MATLAB's order: {', '.join(map(doc, first.port_names))}."
+        )
     lines.append('        """' + doc_lines[0])
     for text in doc_lines[1:]:
         lines += ["", f"        {text}"]
@@ -430,7 +442,7 @@ def class_source(py: str, nodes: list[Stub]) -> str:
     lines += [
         "        msg = (",
         f"            {lit(message)}",
-        f"            f\" (called with {got}).\"",
+        f'            f" (called with {got})."',
         "        )",
         "        raise NotImplementedError(msg)",
     ]
@@ -452,7 +464,9 @@ def stand_ins(model: Any, net: Network) -> None:
         def zeros(*xs: Any, node: Stub = node) -> Any:
             n = xs[0].shape[0] if xs else 1
             timed = [x for x, t in zip(xs, node.in_types, strict=False) if t.time]
-            steps = timed[0].shape[2 if node.in_types[0].time_last else 1] if timed else 1
+            steps = (
+                timed[0].shape[2 if node.in_types[0].time_last else 1] if timed else 1
+            )
             outs = []
             for t in node.out_types:
                 shape = [n, *(steps if s == "T" else s for s in t.torch_shape[1:])]
@@ -460,3 +474,25 @@ def stand_ins(model: Any, net: Network) -> None:
             return outs[0] if len(outs) == 1 else tuple(outs)
 
         module.forward = zeros
+
+
+def unimplemented(model: Any, net: Network) -> list[Stub]:
+    """Stubs of ``net`` whose class in ``model`` still raises NotImplementedError
+    (probed on zeros of the sizes the converter knows)."""
+    import torch
+
+    left = []
+    for node in stubs(net):
+        module = getattr(model, node.ident, None)
+        xs = []
+        for t in node.in_types:
+            shape = [1, *(4 if s == "T" else s for s in t.torch_shape[1:])]
+            xs.append(torch.zeros([int(s) for s in shape]))
+        try:
+            with torch.no_grad():
+                module(*xs)  # type: ignore[misc]
+        except NotImplementedError:
+            left.append(node)
+        except Exception:  # noqa: BLE001 - implemented; the comparison judges it
+            continue
+    return left
