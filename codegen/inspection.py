@@ -10,8 +10,8 @@ import numpy as np
 from codegen.ir import TensorType
 from codegen.matfile import MatObject
 from codegen.parse import parse_layers
-from codegen.stubs import Stub
 from codegen.pipeline import load_graph
+from codegen.stubs import Stub
 
 
 def learnable_count(record: MatObject) -> int:

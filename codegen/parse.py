@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from codegen import stubs
 from codegen.diagnostics import ConversionError, Diagnostic, error
 from codegen.graph import LayerGraph
 from codegen.ir import InputSpec, Network, Node, OutputSpec, Port, TensorType
 from codegen.layers import Layer, LayerError, registry
 from codegen.matfile import MatObject
 from codegen.naming import class_name as make_class_name
-from codegen import stubs
 from codegen.text import doc
 
 # Toolboxes whose layers are MathWorks' own; anything else is user code.
