@@ -12,7 +12,7 @@ from codegen import stubs
 from codegen.diagnostics import ConversionError, Diagnostic, error
 from codegen.graph import LayerGraph
 from codegen.ir import InputSpec, Network, Node, OutputSpec, Port, TensorType
-from codegen.layers import Layer, LayerError, registry
+from codegen.layers import Layer, LayerError, attention, registry
 from codegen.matfile import MatObject
 from codegen.naming import class_name as make_class_name
 from codegen.text import doc
@@ -112,7 +112,8 @@ def parse(
             diagnostics=problems,
             hint="Nothing was written. The README lists the supported layers.",
         )
-    return stubs.finish(_network(graph, parsed.nodes, source, variable, class_name))
+    net = _network(graph, parsed.nodes, source, variable, class_name)
+    return attention.for_predict(stubs.finish(net))
 
 
 def _custom_output(record: MatObject) -> bool:

@@ -176,6 +176,8 @@ def matlab_graph(record: Any) -> tuple[list[MatObject], list[tuple[str, str]] | 
         record = record.fields["LayerGraph"]
     layers = record.fields["Layers"]
     layers = layers if isinstance(layers, list) else [layers]
+    if record.classname in ("DAGNetwork", "SeriesNetwork"):
+        layers = [_predict_mask(layer) for layer in layers]
     if record.classname == "SeriesNetwork":
         return layers, None
 
@@ -187,6 +189,19 @@ def matlab_graph(record: Any) -> tuple[list[MatObject], list[tuple[str, str]] | 
     table = record.fields["Connections"]
     pairs = zip(table["Source"], table["Destination"], strict=True)
     return layers, [(text(s), text(d)) for s, d in pairs]
+
+
+def _predict_mask(layer: MatObject) -> MatObject:
+    """MATLAB's DAGNetwork predict does not apply a selfAttentionLayer's
+    'causal' mask: measured on MATLAB's recorded predictions of a real
+    R2023b network (no document states it; see the README's limits)."""
+    if layer.classname != "nnet.cnn.layer.SelfAttentionLayer":
+        return layer
+    if str(layer.get("AttentionMask", "none")).lower() != "causal":
+        return layer
+    return MatObject(
+        layer.classname, {**layer.fields, "AttentionMask": "none"}, layer.saveobj
+    )
 
 
 def to_torch(v: Value) -> np.ndarray:
