@@ -53,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="refuse networks with layers that would become stubs",
     )
+    conv.add_argument(
+        "--custom-layers",
+        metavar="FILE.py",
+        type=Path,
+        help="nn.Module classes named after MATLAB layer classes, pasted instead of stubs",
+    )
 
     insp = sub.add_parser(
         "inspect",
@@ -141,6 +147,7 @@ def _convert(args: argparse.Namespace) -> int:
         class_name=args.class_name,
         force=args.force,
         strict=args.strict,
+        custom_layers=args.custom_layers,
     )
     net = result.network
     print(
@@ -148,7 +155,7 @@ def _convert(args: argparse.Namespace) -> int:
         f"from {args.file.name} into {args.output}/: model.py, weights.pt"
     )
     for note in result.notes:
-        if not note.startswith("Stubs to write by hand"):
+        if not note.startswith(stubs.NOTE):
             print(f"note: {note}")
     warning = stubs.warning(net)
     if warning:

@@ -101,11 +101,10 @@ def parse(
     source: str,
     variable: str,
     class_name: str | None,
-    strict: bool = False,
 ) -> Network:
     parsed = parse_layers(graph)
-    if parsed.problems or (strict and parsed.stubbed):
-        problems = tuple({**parsed.stubbed, **parsed.problems}.values())
+    if parsed.problems:
+        problems = tuple(parsed.problems.values())
         raise ConversionError(
             f"{source}: variable '{variable}' cannot be converted: "
             f"{len(problems)} layer(s) cannot be converted.",

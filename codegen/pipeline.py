@@ -71,16 +71,13 @@ def load_graph(path: Path, var: str | None = None) -> Loaded:
     return Loaded(path=path, variable=name, graph=graph)
 
 
-def build(
-    loaded: Loaded, class_name: str | None = None, *, strict: bool = False
-) -> tuple[Network, ForwardPlan]:
+def build(loaded: Loaded, class_name: str | None = None) -> tuple[Network, ForwardPlan]:
     """parse → name → plan: the named IR and its forward plan."""
     net = parse(
         loaded.graph,
         source=loaded.path.name,
         variable=loaded.variable,
         class_name=class_name,
-        strict=strict,
     )
     net = name_network(net)
     return net, plan_forward(net)
@@ -162,6 +159,7 @@ def convert(
     force: bool = False,
     check: bool = True,
     strict: bool = False,
+    custom_layers: Path | None = None,
 ) -> Result:
     """Convert ``path``; write model.py and weights.pt into ``out_dir`` if given."""
     path = Path(path)
@@ -172,7 +170,11 @@ def convert(
             f"{Path(out_dir) / MODEL_NAME} exists already.",
             hint="Pass --force to overwrite it, or choose another output folder.",
         )
-    net, plan = build(load_graph(path, var), class_name, strict=strict)
+    net, plan = build(load_graph(path, var), class_name)
+    if custom_layers is not None:
+        net = stubs.use_custom(net, stubs.load_custom(Path(custom_layers)))
+    if strict:
+        stubs.refuse(net)
     result = generate(net, plan, check=check)
     if out_dir is not None:
         result.written = write_outputs(Path(out_dir), result, force=force)
@@ -278,6 +280,13 @@ def _instantiate(net: Network, code: str, state: dict[str, np.ndarray]) -> Any:
     wrong = sorted(
         k for k in state if k in expected and tuple(expected[k].shape) != state[k].shape
     )
+    if (unknown or wrong) and any(n.custom for n in stubs.stubs(net)):
+        raise ConversionError(
+            "the --custom-layers classes do not hold the tensors the .mat file "
+            f"stores for them (missing {unknown[:5]}, shape mismatch {wrong[:5]}).",
+            hint="Register each numeric MATLAB property as a parameter or buffer "
+            "of the same name and size (the constructor receives the sizes).",
+        )
     if unknown or wrong:
         raise ConversionError(
             "internal error: the weights do not fit the generated module "

@@ -17,15 +17,17 @@ stub's own first input. Each stub documents which.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import keyword
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from codegen.diagnostics import Diagnostic
+from codegen.diagnostics import ConversionError, Diagnostic
 from codegen.ir import Call, ModuleNode, Network, Node, TensorType
 from codegen.layers import Layer
 from codegen.matfile import FunctionHandle, MatObject
@@ -61,6 +63,7 @@ class Stub(ModuleNode):
     assumption: str = SAME_AS_INPUT
     input_names: tuple[str, ...] = ()
     refusal: Diagnostic | None = None  # what --strict reports
+    custom: str = ""  # the user's class source (--custom-layers), if given
 
     def hookable(self) -> bool:
         return len(self.out_types) == 1
@@ -281,17 +284,26 @@ def finish(net: Network) -> Network:
             kwargs = tuple((attribute(k) or k, v) for k, v in node.properties)
             node = dataclasses.replace(node, module=Call(py, (), kwargs))
         nodes.append(node)
-    net = dataclasses.replace(net, nodes=tuple(nodes))
-    if names:
-        listed = "; ".join(
-            f"{py} ({', '.join(doc(n.name) for n in group)})"
-            for py, group in groups(net).items()
+    return _with_note(dataclasses.replace(net, nodes=tuple(nodes)))
+
+
+NOTE = "Stubs to write by hand"
+
+
+def _with_note(net: Network) -> Network:
+    """The docstring's one sentence listing the stubs left to write."""
+    notes = tuple(n for n in net.notes if not n.startswith(NOTE))
+    listed = "; ".join(
+        f"{py} ({', '.join(doc(n.name) for n in group)})"
+        for py, group in groups(net).items()
+        if not group[0].custom
+    )
+    if listed:
+        notes += (
+            f"{NOTE} (the .mat file holds no code for them; their forward() raises "
+            f"NotImplementedError): {listed}.",
         )
-        note = (
-            "Stubs to write by hand (the .mat file holds no code for them; their "
-            f"forward() raises NotImplementedError): {listed}."
-        )
-        net = dataclasses.replace(net, notes=(*net.notes, note))
+    return dataclasses.replace(net, notes=notes)
     return net
 
 
@@ -311,6 +323,8 @@ def warning(net: Network) -> str:
     """One grouped sentence per stubbed class, for the command line."""
     lines = []
     for py, nodes in groups(net).items():
+        if nodes[0].custom:
+            continue
         names = ", ".join(doc(n.name) for n in nodes[:6]) + (
             " ..." if len(nodes) > 6 else ""
         )
@@ -450,7 +464,67 @@ def class_source(py: str, nodes: list[Stub]) -> str:
 
 
 def class_sources(net: Network) -> list[str]:
-    return [class_source(py, nodes) for py, nodes in groups(net).items()]
+    return [
+        nodes[0].custom or class_source(py, nodes) for py, nodes in groups(net).items()
+    ]
+
+
+# --------------------------------------------------------------------------
+# --custom-layers and --strict
+
+
+def load_custom(path: Path) -> dict[str, str]:
+    """Top-level classes of the user's file: name → source."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        tree = ast.parse(text, filename=str(path))
+    except (OSError, UnicodeDecodeError, SyntaxError) as exc:
+        raise ConversionError(
+            f"--custom-layers {path}: cannot be read as Python ({exc}).",
+            hint="Give a Python file of nn.Module classes named after the MATLAB layer classes.",
+        ) from None
+    return {
+        node.name: ast.get_source_segment(text, node) or ""
+        for node in tree.body
+        if isinstance(node, ast.ClassDef)
+    }
+
+
+def use_custom(net: Network, classes: dict[str, str]) -> Network:
+    """Paste the user's classes in place of the stubs they implement.
+
+    A class matches by the MATLAB class name (or function name) or by the
+    stub's generated name; it is renamed to the generated name, so the file
+    stays lint-clean whatever the MATLAB spelling.
+    """
+    nodes: list[Node] = []
+    for node in net.nodes:
+        if isinstance(node, Stub):
+            py = node.module.func
+            name = node.stub_class if node.stub_class in classes else py
+            if name in classes:
+                source = re.sub(
+                    rf"^class\s+{re.escape(name)}\b",
+                    f"class {py}",
+                    classes[name],
+                    count=1,
+                )
+                node = dataclasses.replace(node, custom=source)
+        nodes.append(node)
+    return _with_note(dataclasses.replace(net, nodes=tuple(nodes)))
+
+
+def refuse(net: Network) -> None:
+    """--strict: refuse the stubs no --custom-layers class implements."""
+    left = [n.refusal for n in stubs(net) if not n.custom and n.refusal is not None]
+    if left:
+        raise ConversionError(
+            f"{net.source}: variable '{net.variable}' cannot be converted: "
+            f"{len(left)} layer(s) cannot be converted.",
+            diagnostics=tuple(left),
+            hint="Nothing was written (--strict). Without --strict they become stubs "
+            "to write by hand; --custom-layers FILE supplies their classes.",
+        )
 
 
 def stand_ins(model: Any, net: Network) -> None:
@@ -459,6 +533,8 @@ def stand_ins(model: Any, net: Network) -> None:
     import torch
 
     for node in stubs(net):
+        if node.custom:  # the user's class: checked like any layer
+            continue
         module = getattr(model, node.ident)
 
         def zeros(*xs: Any, node: Stub = node) -> Any:

@@ -990,7 +990,8 @@ def _():
         ("att2", "last"),
         ("last", "fc"),
     ]
-    return Graph(layers, pairs, {"in": seq(3)})
+    # a dlnetwork: its predict applies the causal mask (a DAGNetwork's does not)
+    return Graph(layers, pairs, {"in": seq(3)}, container="dlnetwork")
 
 
 @case("seq-attention-custom-mask")

@@ -94,3 +94,45 @@ def test_verify_names_stubs_then_passes_when_written(tmp_path: Path, capsys) -> 
     # A wrong hand-written layer fails the comparison.
     model.write_text(filled.replace("        return x\n", "        return 2 * x\n", 1))
     assert main(["verify", str(path), str(out), "--against", str(ref)]) == 1
+
+
+MY_LAYERS = '''
+import torch
+from torch import nn
+
+
+class passThroughLayer(nn.Module):
+    """MATLAB's passThroughLayer: its input, unchanged."""
+
+    def __init__(self, *, w: tuple[int, ...]) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(w))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+'''
+
+
+def test_custom_layers_are_pasted_and_checked(tmp_path: Path, capsys) -> None:
+    require_fixtures()
+    path = FIXTURES / "real" / GRADIENT
+    mine = tmp_path / "my_layers.py"
+    mine.write_text(MY_LAYERS)
+    out = tmp_path / "out"
+    args = ["convert", str(path), "-o", str(out), "--custom-layers", str(mine)]
+    assert main([*args, "--strict"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    code = (out / "model.py").read_text()
+    assert "class PassThroughLayer(nn.Module):" in code
+    assert "NotImplementedError" not in code
+
+    x = np.random.default_rng(4).standard_normal((67, 67, 3, 1)).astype(np.float32)
+    y = _reference_without(path, "dlnet", "pass_through_layer", x.astype(np.float64))
+    ref = tmp_path / "ref.mat"
+    scipy.io.savemat(ref, {"X": x, "Y": y.astype(np.float32)})
+    assert main(["verify", str(path), str(out), "--against", str(ref)]) == 0
+
+    # A class without the file's tensor 'w' is refused with what to fix.
+    mine.write_text(MY_LAYERS.replace("self.w = ", "self.v = "))
+    assert main([*args, "--force"]) == 1
+    assert "register each numeric matlab property" in capsys.readouterr().err.lower()
