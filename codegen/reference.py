@@ -134,6 +134,7 @@ def run_graph(
         "hidden": 1,
         "cell": 2,
         "miniBatchSize": 1,
+        "mask": 1,
     }
     for src, dst in connections:
         s_layer, _, s_port = src.partition("/")
@@ -1363,6 +1364,9 @@ def self_attention(layer: MatObject, xs: list[Value]) -> list[Value]:
                 )
             elif not isinstance(mask, str):
                 scores = np.where(np.asarray(mask)[:T, :T] == 0, -np.inf, scores)
+            if len(xs) > 1:  # padding mask: keys where it is 0 are not attended to
+                padded = xs[1].data[0, n, :] == 0
+                scores = np.where(padded[:, None], -np.inf, scores)
             e = np.exp(scores - scores.max(axis=0, keepdims=True))
             parts.append(V[h * dv : (h + 1) * dv] @ (e / e.sum(axis=0, keepdims=True)))
         out.append(Wo @ np.concatenate(parts, axis=0) + bo)

@@ -994,6 +994,19 @@ def _():
     return Graph(layers, pairs, {"in": seq(3)}, container="dlnetwork")
 
 
+@case("seq-attention-padding-mask")
+def _():
+    # the mask input passes a ReLU, so about half of its steps are 0 (padding)
+    layers = [
+        M.sequence_input("in", 3),
+        M.sequence_input("pad", 3),
+        M.relu("padrelu"),
+        M.self_attention("att", 3, 2, 8, padding_mask=True),
+    ]
+    pairs = [("in", "att/in"), ("pad", "padrelu"), ("padrelu", "att/mask")]
+    return Graph(layers, pairs, {"in": seq(3), "pad": seq(3)}, container="dlnetwork")
+
+
 @case("seq-attention-custom-mask")
 def _():
     mask = (np.random.default_rng(3).uniform(size=(10, 10)) > 0.4) | np.eye(

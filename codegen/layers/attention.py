@@ -13,7 +13,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from codegen.ir import Call, Network, TensorType, WrappedModule
+from codegen.ir import Call, Network, Relayout, TensorType, WrappedModule
 from codegen.layers import Layer, LayerError, mat_reshape, register, to_time_first
 
 # MATLAB's recorded predictions of a real DAGNetwork saved by R2023b
@@ -38,6 +38,7 @@ class Attention(WrappedModule):
 
     template: ClassVar[str] = "attention"
     comment: str = ""
+    mask_pre: Relayout = Relayout.NONE  # re-layout of the padding mask input
 
 
 def for_predict(net: Network) -> Network:
@@ -77,11 +78,9 @@ def self_attention(layer: Layer) -> Attention:
         raise LayerError(
             f"it attends over time steps; {t.format} data is not supported."
         )
-    if layer.flag("HasPaddingMaskInput"):
-        raise LayerError(
-            "it takes a padding mask input, which is not supported.",
-            hint="Run unpadded sequences one at a time instead.",
-        )
+    padding = layer.flag("HasPaddingMaskInput")
+    if padding and (len(layer.in_types) != 2 or layer.in_types[1].format != "CT"):
+        raise LayerError("its padding mask input is not a sequence like its data.")
     if layer.flag("HasScoresOutput"):
         raise LayerError("its attention-scores output is not supported.")
     c = t.channels
@@ -129,6 +128,7 @@ def self_attention(layer: Layer) -> Attention:
     steps = int(params["mask"].shape[0]) if "mask" in params else 0
     return Attention(
         **layer.common(),
+        mask_pre=to_time_first(layer.in_types[1]) if padding else Relayout.NONE,
         max_steps=steps,
         module=Call("SelfAttention", (c,), tuple(kwargs)),
         params=params,
