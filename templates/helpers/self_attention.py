@@ -57,7 +57,7 @@ class SelfAttention(nn.Module):
         mask = None if self.mask is None else self.mask[:steps, :steps]
         causal = self.causal
         if padding_mask is not None:
-            keys = (padding_mask[..., 0] != 0)[:, None, None, :]  # N×1×1×T
+            keys = (padding_mask[..., 0] != 0)[:, None, None, :]  # (N, 1, 1, T)
             if causal:
                 keys = (
                     keys
