@@ -12,7 +12,7 @@ from codegen import stubs
 from codegen.diagnostics import ConversionError, Diagnostic, error
 from codegen.graph import LayerGraph
 from codegen.ir import InputSpec, Network, Node, OutputSpec, Port, TensorType
-from codegen.layers import Layer, LayerError, attention, registry
+from codegen.layers import Layer, LayerError, Untranslatable, attention, registry
 from codegen.matfile import MatObject
 from codegen.naming import class_name as make_class_name
 from codegen.text import doc
@@ -70,8 +70,13 @@ def parse_layers(graph: LayerGraph) -> Parsed:
         except LayerError as exc:
             problem = error("layer", name, record.classname, exc.message, exc.hint)
             function = stubs.function_name(layer)
-            if function:  # not translatable: the user writes it
-                _add(out, stubs.stub_for(layer, problem, function))
+            if function or isinstance(exc, Untranslatable):  # the user writes it
+                stub = stubs.stub_for(layer, problem, function)
+                if isinstance(exc, Untranslatable) and exc.out_types:
+                    stub = dataclasses.replace(
+                        stub, out_types=exc.out_types, assumption="from its properties"
+                    )
+                _add(out, stub)
                 out.stubbed[name] = problem
             else:
                 out.problems[name] = problem
