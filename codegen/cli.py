@@ -60,6 +60,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write nothing; print what regenerating would change",
     )
+    conv.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse networks with layers that would become stubs",
+    )
+    conv.add_argument(
+        "--custom-layers",
+        metavar="FILE.py",
+        type=Path,
+        help="nn.Module classes named after MATLAB layer classes, pasted instead of stubs",
+    )
 
     insp = sub.add_parser(
         "inspect",
@@ -138,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
+    from codegen import stubs
     from codegen.pipeline import convert
 
     if args.check or args.diff:
@@ -148,6 +160,8 @@ def _convert(args: argparse.Namespace) -> int:
         var=args.var,
         class_name=args.class_name,
         force=args.force,
+        strict=args.strict,
+        custom_layers=args.custom_layers,
     )
     net = result.network
     print(
@@ -155,7 +169,11 @@ def _convert(args: argparse.Namespace) -> int:
         f"from {args.file.name} into {args.output}/: model.py, weights.pt"
     )
     for note in result.notes:
-        print(f"note: {note}")
+        if not note.startswith(stubs.NOTE):
+            print(f"note: {note}")
+    warning = stubs.warning(net)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 

@@ -13,6 +13,7 @@ from codegen.matfile import MatObject
 from codegen.parse import parse_layers
 from codegen.pipeline import Loaded, build, generate, load_graph
 from codegen.plan import ForwardPlan
+from codegen.stubs import Stub
 
 
 def learnable_count(record: MatObject) -> int:
@@ -63,7 +64,12 @@ def inspect(path: Path, var: str | None = None) -> dict[str, Any]:
             "learnables": learnable_count(rec),
         }
         node = parsed.nodes.get(layer_name)
-        if node is not None:
+        if isinstance(node, Stub):
+            entry["status"] = "stub"
+            entry["stub_of"] = node.stub_class
+            entry["outputs"] = [_shape(t) for t in node.out_types]
+            entry["reason"] = f"stub ({node.stub_class}): {node.assumption}."
+        elif node is not None:
             entry["status"] = "supported"
             entry["outputs"] = [_shape(t) for t in node.out_types]
         elif layer_name in parsed.problems:
@@ -82,7 +88,7 @@ def inspect(path: Path, var: str | None = None) -> dict[str, Any]:
         if isinstance(classes, list) and classes:
             entry["classes"] = [str(c) for c in classes]
         layers.append(entry)
-    refused = [e for e in layers if e["status"] != "supported"]
+    refused = [e for e in layers if e["status"] not in ("supported", "stub")]
     problem = "" if refused else _whole_network_problem(layers, loaded)
     return {
         "file": path.name,
@@ -92,6 +98,7 @@ def inspect(path: Path, var: str | None = None) -> dict[str, Any]:
         "total_layers": len(layers),
         "total_learnables": sum(e["learnables"] for e in layers),
         "refused": sum(e["status"] == "refused" for e in layers),
+        "stubs": sum(e["status"] == "stub" for e in layers),
         "convertible": not refused and not problem,
         **({"problem": problem} if problem else {}),
     }
@@ -154,7 +161,7 @@ def render_text(report: dict[str, Any]) -> str:
                 matlab or "-",
                 torch or "-",
                 f"{e['learnables']:,}",
-                e["status"],
+                f"stub {e['stub_of']}" if e["status"] == "stub" else e["status"],
             )
         )
     widths = [max(len(r[c]) for r in rows) for c in range(len(header))]
@@ -178,6 +185,11 @@ def render_text(report: dict[str, Any]) -> str:
     if report.get("problem"):
         lines.append(
             f"Every layer converts, but the network does not: {report['problem']}"
+        )
+    elif report["convertible"] and report["stubs"]:
+        lines.append(
+            f"Converts with {report['stubs']} stub layer(s) to write by hand "
+            "(--strict refuses them)."
         )
     elif report["convertible"]:
         lines.append("Every layer converts.")

@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from codegen import stubs
 from codegen.diagnostics import ConversionError, Diagnostic, error
 from codegen.graph import LayerGraph
 from codegen.ir import InputSpec, Network, Node, OutputSpec, Port, TensorType
-from codegen.layers import Layer, LayerError, registry
+from codegen.layers import Layer, LayerError, Untranslatable, attention, registry
 from codegen.matfile import MatObject
 from codegen.naming import class_name as make_class_name
 from codegen.ports import check_output_ports, missing_port
@@ -32,23 +33,22 @@ class Parsed:
     blocked: dict[str, str] = field(
         default_factory=dict
     )  # layer → refused layer upstream
+    stubbed: dict[str, Diagnostic] = field(default_factory=dict)  # why, for --strict
+    types: dict[Port, TensorType] = field(default_factory=dict)
 
 
 def parse_layers(graph: LayerGraph) -> Parsed:
     """Run every handler it can, in topological order; never raises."""
     handlers = registry()
     consumed = {p.layer for ports in graph.inputs.values() for p in ports}
-    types: dict[Port, TensorType] = {}
     out = Parsed()
+    types = out.types
     for i in graph.order:
         record, name = graph.layers[i], graph.names[i]
         ports = graph.inputs[name]
         handler = handlers.get(record.classname)
         if handler is None and name not in consumed and _custom_output(record):
             handler = custom_output
-        if handler is None:
-            out.problems[name] = _unsupported(name, record.classname)
-            continue
         missing = [p.layer for p in ports if p not in types]
         if missing:  # an upstream layer failed; it is reported already
             first = missing[0]
@@ -59,12 +59,33 @@ def parse_layers(graph: LayerGraph) -> Parsed:
             continue
         in_types = tuple(types[p] for p in ports)
         sources = tuple(out.nodes[p.layer] for p in ports)
+        layer = Layer(record, name, ports, in_types, sources)
+        if handler is None:
+            problem = _unsupported(name, record.classname)
+            node = stubs.stub_for(layer, problem)
+            _add(out, node)
+            out.stubbed[name] = problem
+            continue
+        for refined in stubs.refine(layer, types).values():  # sizes of stubs feeding it
+            _add(out, refined)
+            in_types = tuple(types[p] for p in ports)
+            sources = tuple(out.nodes[p.layer] for p in ports)
+            layer = Layer(record, name, ports, in_types, sources)
         try:
-            node = handler(Layer(record, name, ports, in_types, sources))
+            node = handler(layer)
         except LayerError as exc:
-            out.problems[name] = error(
-                "layer", name, record.classname, exc.message, exc.hint
-            )
+            problem = error("layer", name, record.classname, exc.message, exc.hint)
+            function = stubs.function_name(layer)
+            if function or isinstance(exc, Untranslatable):  # the user writes it
+                stub = stubs.stub_for(layer, problem, function)
+                if isinstance(exc, Untranslatable) and exc.out_types:
+                    stub = dataclasses.replace(
+                        stub, out_types=exc.out_types, assumption="from its properties"
+                    )
+                _add(out, stub)
+                out.stubbed[name] = problem
+            else:
+                out.problems[name] = problem
             continue
         except Exception as exc:  # a field set we have not met: name the layer
             out.problems[name] = error(
@@ -77,14 +98,22 @@ def parse_layers(graph: LayerGraph) -> Parsed:
                 "same way, open an issue with it.",
             )
             continue
-        out.nodes[name] = node
-        for k, t in enumerate(node.out_types):
-            types[Port(layer=name, index=k)] = t
+        _add(out, node)
     return out
 
 
+def _add(out: Parsed, node: Node) -> None:
+    out.nodes[node.name] = node
+    for k, t in enumerate(node.out_types):
+        out.types[Port(layer=node.name, index=k)] = t
+
+
 def parse(
-    graph: LayerGraph, *, source: str, variable: str, class_name: str | None
+    graph: LayerGraph,
+    *,
+    source: str,
+    variable: str,
+    class_name: str | None,
 ) -> Network:
     parsed = parse_layers(graph)
     if parsed.problems:
@@ -95,7 +124,8 @@ def parse(
             diagnostics=problems,
             hint="Nothing was written. The README lists the supported layers.",
         )
-    return _network(graph, parsed.nodes, source, variable, class_name)
+    net = _network(graph, parsed.nodes, source, variable, class_name)
+    return attention.for_predict(stubs.finish(net))
 
 
 def _custom_output(record: MatObject) -> bool:
@@ -233,6 +263,8 @@ def _output(nodes: dict[str, Node], name: str) -> OutputSpec:
     layer, _, port = name.partition("/")
     node = nodes[layer]
     index = int(port[3:]) - 1 if port.startswith("out") and port[3:].isdigit() else 0
+    if port in node.port_names:  # a user-defined layer's named output
+        index = node.port_names.index(port)
     if node.elide:
         return OutputSpec(
             port=Port(layer=layer),

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from codegen import graph as graph_mod
-from codegen import matconvnet
+from codegen import matconvnet, stubs
 from codegen.budget import check_untrained_size
 from codegen.diagnostics import ConversionError
 from codegen.format import format_source, top_level_names
@@ -163,6 +163,8 @@ def convert(
     class_name: str | None = None,
     force: bool = False,
     check: bool = True,
+    strict: bool = False,
+    custom_layers: Path | None = None,
 ) -> Result:
     """Convert ``path``; write model.py and weights.pt into ``out_dir`` if given."""
     path = Path(path)
@@ -173,6 +175,10 @@ def convert(
 
         refuse_foreign(Path(out_dir))  # a model.py mat2torch did not write
     net, plan = build(load_graph(path, var), class_name)
+    if custom_layers is not None:
+        net = stubs.use_custom(net, stubs.load_custom(Path(custom_layers)))
+    if strict:
+        stubs.refuse(net)
     result = generate(net, plan, check=check)
     if out_dir is not None:
         from codegen.regenerate import regenerate
@@ -281,6 +287,13 @@ def _instantiate(net: Network, code: str, state: dict[str, np.ndarray]) -> Any:
     wrong = sorted(
         k for k in state if k in expected and tuple(expected[k].shape) != state[k].shape
     )
+    if (unknown or wrong) and any(n.custom for n in stubs.stubs(net)):
+        raise ConversionError(
+            "the --custom-layers classes do not hold the tensors the .mat file "
+            f"stores for them (missing {unknown[:5]}, shape mismatch {wrong[:5]}).",
+            hint="Register each numeric MATLAB property as a parameter or buffer "
+            "of the same name and size (the constructor receives the sizes).",
+        )
     if unknown or wrong:
         raise ConversionError(
             "internal error: the weights do not fit the generated module "
@@ -303,6 +316,7 @@ def _run_once(net: Network, model: Any, state: dict[str, np.ndarray]) -> None:
     model.eval()
     if net.activation_size() > CHECK_BUDGET:
         return
+    stubs.stand_ins(model, net)  # the check skips only the stubbed layers
     with torch.no_grad():
         model(*[_example(spec.type, example_steps(net, spec)) for spec in net.inputs])
 
@@ -314,6 +328,7 @@ def _allowed_extras(net: Network) -> set[str]:
     extras |= {f"from_matlab_{i.ident}" for i in net.inputs}
     extras |= {name for name, _ in net.constants}
     extras |= helper_names()
+    extras |= {n.module.func for n in stubs.stubs(net)}
     return extras
 
 

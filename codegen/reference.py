@@ -134,6 +134,7 @@ def run_graph(
         "hidden": 1,
         "cell": 2,
         "miniBatchSize": 1,
+        "mask": 1,
     }
     for src, dst in connections:
         s_layer, _, s_port = src.partition("/")
@@ -186,6 +187,8 @@ def matlab_graph(record: Any) -> tuple[list[MatObject], list[tuple[str, str]] | 
         record = record.fields["LayerGraph"]
     layers = record.fields["Layers"]
     layers = layers if isinstance(layers, list) else [layers]
+    if record.classname in ("DAGNetwork", "SeriesNetwork"):
+        layers = [_predict_mask(layer) for layer in layers]
     if record.classname == "SeriesNetwork":
         return layers, None
 
@@ -197,6 +200,19 @@ def matlab_graph(record: Any) -> tuple[list[MatObject], list[tuple[str, str]] | 
     table = record.fields["Connections"]
     pairs = zip(table["Source"], table["Destination"], strict=True)
     return layers, [(text(s), text(d)) for s, d in pairs]
+
+
+def _predict_mask(layer: MatObject) -> MatObject:
+    """MATLAB's DAGNetwork predict does not apply a selfAttentionLayer's
+    'causal' mask: measured on MATLAB's recorded predictions of a real
+    R2023b network (no document states it; see the README's limits)."""
+    if layer.classname != "nnet.cnn.layer.SelfAttentionLayer":
+        return layer
+    if str(layer.get("AttentionMask", "none")).lower() != "causal":
+        return layer
+    return MatObject(
+        layer.classname, {**layer.fields, "AttentionMask": "none"}, layer.saveobj
+    )
 
 
 def to_torch(v: Value) -> np.ndarray:
@@ -1358,6 +1374,9 @@ def self_attention(layer: MatObject, xs: list[Value]) -> list[Value]:
                 )
             elif not isinstance(mask, str):
                 scores = np.where(np.asarray(mask)[:T, :T] == 0, -np.inf, scores)
+            if len(xs) > 1:  # padding mask: keys where it is 0 are not attended to
+                padded = xs[1].data[0, n, :] == 0
+                scores = np.where(padded[:, None], -np.inf, scores)
             e = np.exp(scores - scores.max(axis=0, keepdims=True))
             parts.append(V[h * dv : (h + 1) * dv] @ (e / e.sum(axis=0, keepdims=True)))
         out.append(Wo @ np.concatenate(parts, axis=0) + bo)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 import numpy as np
 
+from codegen import stubs
 from codegen.helpers import closure, templates_dir
 from codegen.ir import (
     Call,
@@ -198,7 +199,7 @@ def render(net: Network, plan: ForwardPlan, about: list[str], class_doc: str) ->
             not_layer_outputs=tuple(n.ident for n in hooked if not n.hookable()),
             about=about,
             class_doc=class_doc,
-            helpers=[h.code for h in helpers],
+            helpers=[h.code for h in helpers] + stubs.class_sources(net),
             inits=inits,
             body=body,
             signature=", ".join(f"{name}: torch.Tensor" for name in plan.inputs),

@@ -21,6 +21,7 @@ import numpy as np
 
 from codegen import refcheck
 from codegen import reference as R
+from codegen import stubs
 from codegen.diagnostics import ConversionError
 from codegen.ir import Network, TensorType
 from codegen.matfile import list_variables, load_variables
@@ -120,6 +121,20 @@ def verify(
     net, _ = build(load_graph(Path(path), var))
     module = load_generated(out_dir)
     model = module.load_model()
+    left = stubs.unimplemented(model, net)
+    if left:
+        raise ConversionError(
+            f"{Path(path).name}: {len(left)} stubbed layer(s) are not implemented yet: "
+            + ", ".join(f"'{n.name}' ({n.module.func})" for n in left)
+            + f" in {Path(out_dir) / 'model.py'}.",
+            hint="Write their forward(), then verify again.",
+        )
+    if against is None and stubs.stubs(net):
+        raise ConversionError(
+            f"{Path(path).name}: the NumPy reference cannot compute the hand-written "
+            "stub layers " + ", ".join(f"'{n.name}'" for n in stubs.stubs(net)) + ".",
+            hint="Pass --against REF.mat with X and Y = predict(net, X) saved in MATLAB.",
+        )
     if against is None:
         untrained = untrained_layers(model, net.state())
         if untrained:

@@ -819,6 +819,7 @@ def self_attention(
     out: int | None = None,
     mask: Any = "none",
     seed: int = 0,
+    padding_mask: bool = False,
 ) -> MatObject:
     g = np.random.default_rng(seed)
     value = value or key
@@ -838,7 +839,7 @@ def self_attention(
             mask if isinstance(mask, str) else np.asarray(mask, dtype=np.float64)
         ),
         DropoutProbability=d(0),
-        HasPaddingMaskInput=np.array([[False]]),
+        HasPaddingMaskInput=np.array([[padding_mask]]),
         HasScoresOutput=np.array([[False]]),
         OutputSize=d(out),
         QueryWeights=learnable(r(key, c)),

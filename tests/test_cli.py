@@ -135,7 +135,9 @@ def test_every_unsupported_layer_in_one_message(tmp_path: Path) -> None:
         [M.image_input("in", (4, 4, 1)), custom, M.relu("r"), other, unknown]
     )
     write_mat(tmp_path / "net.mat", {"net": net})
-    proc = mat2torch("convert", str(tmp_path / "net.mat"), "-o", str(tmp_path / "out"))
+    proc = mat2torch(
+        "convert", str(tmp_path / "net.mat"), "-o", str(tmp_path / "out"), "--strict"
+    )
     assert_clean_failure(
         proc,
         1,
@@ -160,7 +162,9 @@ def test_failure_leaves_previous_outputs_alone(tmp_path: Path) -> None:
         [M.image_input("in", (4, 4, 1)), M.layer("SpaceToDepthLayer", "s2d")]
     )
     write_mat(tmp_path / "bad.mat", {"net": bad})
-    proc = mat2torch("convert", str(tmp_path / "bad.mat"), "-o", str(out), "--force")
+    proc = mat2torch(
+        "convert", str(tmp_path / "bad.mat"), "-o", str(out), "--force", "--strict"
+    )
     assert_clean_failure(proc, 1, "SpaceToDepthLayer")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 

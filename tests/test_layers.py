@@ -990,7 +990,21 @@ def _():
         ("att2", "last"),
         ("last", "fc"),
     ]
-    return Graph(layers, pairs, {"in": seq(3)})
+    # a dlnetwork: its predict applies the causal mask (a DAGNetwork's does not)
+    return Graph(layers, pairs, {"in": seq(3)}, container="dlnetwork")
+
+
+@case("seq-attention-padding-mask")
+def _():
+    # the mask input passes a ReLU, so about half of its steps are 0 (padding)
+    layers = [
+        M.sequence_input("in", 3),
+        M.sequence_input("pad", 3),
+        M.relu("padrelu"),
+        M.self_attention("att", 3, 2, 8, padding_mask=True),
+    ]
+    pairs = [("in", "att/in"), ("pad", "padrelu"), ("padrelu", "att/mask")]
+    return Graph(layers, pairs, {"in": seq(3), "pad": seq(3)}, container="dlnetwork")
 
 
 @case("seq-attention-custom-mask")
@@ -1192,13 +1206,19 @@ def test_output_names_pick_outputs_and_prune(tmp_path) -> None:
     assert_parity(y.detach().numpy(), R.to_torch(expected), "OutputNames pruning")
 
 
-def test_sinusoidal_position_encoding_is_refused_precisely(tmp_path) -> None:
+def test_sinusoidal_position_encoding_is_a_stub(tmp_path) -> None:
     from codegen.diagnostics import ConversionError
 
-    layer = M.plain_layer("SinusoidalPositionEncodingLayer", "pe", OutputSize=M.d(4))
+    layer = M.plain_layer("SinusoidalPositionEncodingLayer", "pe", OutputSize=M.d(6))
+    net = {"net": M.series([M.sequence_input("in", 4), layer])}
     with pytest.raises(ConversionError) as info:
-        convert_records(tmp_path, {"net": M.series([M.sequence_input("in", 4), layer])})
+        convert_records(tmp_path, net, strict=True)
     assert (
         "'pe' (nnet.cnn.layer.SinusoidalPositionEncodingLayer)" in info.value.render()
     )
     assert "positionEmbeddingLayer" in info.value.render()
+    result, out = convert_records(tmp_path, net)
+    assert result.network.outputs[0].type.channels == 6  # OutputSize
+    model = import_generated(out).load_model()
+    with pytest.raises(NotImplementedError, match="SinusoidalPositionEncodingLayer"):
+        model(torch.zeros(1, 5, 4))

@@ -47,6 +47,19 @@ class LayerError(Exception):
         self.hint = hint
 
 
+class Untranslatable(LayerError):
+    """A layer whose computation the file does not pin down: it becomes a stub.
+
+    ``out_types`` are the output sizes the handler knows, if any.
+    """
+
+    def __init__(
+        self, message: str, hint: str = "", out_types: tuple[TensorType, ...] = ()
+    ) -> None:
+        super().__init__(message, hint)
+        self.out_types = out_types
+
+
 @dataclass(frozen=True)
 class Layer:
     """What a handler sees: the MATLAB record and the types flowing in."""

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
 from codegen.ir import Call, ModuleNode, Node, Relayout, TensorType
-from codegen.layers import Layer, LayerError, mat_reshape, register, to_time_first
+from codegen.layers import (
+    Layer,
+    LayerError,
+    Untranslatable,
+    mat_reshape,
+    register,
+    to_time_first,
+)
 from codegen.render import doc
 
 
@@ -94,15 +102,18 @@ def position_embedding(layer: Layer) -> PositionEmbedding:
 
 @register(
     "nnet.cnn.layer.SinusoidalPositionEncodingLayer",
-    torch="refused: formula not verified",
+    torch="a stub to write by hand: formula not verified",
 )
 def sinusoidal_position_encoding(layer: Layer) -> Node:
-    raise LayerError(
+    t = layer.in_type
+    size = int(layer.number("OutputSize", t.channels))
+    raise Untranslatable(
         "its exact encoding (sine/cosine order, first position, base) is not "
         "documented in the sources mat2torch was built from, and a guess could "
         "be silently wrong.",
         hint="Replace it by a positionEmbeddingLayer, or add the encoding by hand in "
         "the generated forward and check it against MATLAB's activations.",
+        out_types=(dataclasses.replace(t, channels=size, time_last=False),),
     )
 
 

@@ -12,7 +12,10 @@ class SelfAttention(nn.Module):
     Each head owns a contiguous block of the key and value channels; scores
     are scaled by 1/sqrt(key channels per head) and softmax-normalized over
     the keys. ``causal`` lets step t attend to steps 1..t only; ``mask``
-    (queries by keys, True = may attend) is a fixed mask from MATLAB.
+    (queries by keys, True = may attend) is a fixed mask from MATLAB. A
+    ``padding_mask`` (N, T, C) like the input (MATLAB's HasPaddingMaskInput)
+    keeps the keys of the steps where its first channel is 0 from being
+    attended to.
     """
 
     mask: torch.Tensor | None
@@ -42,7 +45,9 @@ class SelfAttention(nn.Module):
             else nn.Buffer(torch.ones(mask_size, dtype=torch.bool))
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, padding_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         n, steps, _ = x.shape
 
         def heads(v: torch.Tensor) -> torch.Tensor:
@@ -50,8 +55,18 @@ class SelfAttention(nn.Module):
 
         q, k, v = heads(self.query(x)), heads(self.key(x)), heads(self.value(x))
         mask = None if self.mask is None else self.mask[:steps, :steps]
+        causal = self.causal
+        if padding_mask is not None:
+            keys = (padding_mask[..., 0] != 0)[:, None, None, :]  # (N, 1, 1, T)
+            if causal:
+                keys = (
+                    keys
+                    & torch.ones(steps, steps, dtype=torch.bool, device=x.device).tril()
+                )
+                causal = False
+            mask = keys if mask is None else keys & mask
         y = nn.functional.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, is_causal=self.causal
+            q, k, v, attn_mask=mask, is_causal=causal
         )
         out: torch.Tensor = self.output(y.transpose(1, 2).reshape(n, steps, -1))
         return out
