@@ -19,9 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from codegen import refcheck
+from codegen import refcheck, stubs
 from codegen import reference as R
-from codegen import stubs
 from codegen.diagnostics import ConversionError
 from codegen.ir import Network, TensorType
 from codegen.matfile import list_variables, load_variables
