@@ -82,7 +82,8 @@ def compare(
             )
         expected = expected.reshape(actual.shape)
     diff = np.abs(actual - expected)
-    diff[np.isnan(actual) & np.isnan(expected)] = 0.0  # NaN weights give NaN in both
+    # NaN or Inf weights give NaN or the same Inf in both: that is agreement
+    diff[(actual == expected) | (np.isnan(actual) & np.isnan(expected))] = 0.0
     scale = float(np.nanmax(np.abs(expected), initial=0.0))
     max_abs = float(np.max(diff, initial=0.0))
     max_rel = max_abs / scale if scale else (0.0 if max_abs == 0 else np.inf)

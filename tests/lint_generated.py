@@ -120,13 +120,18 @@ def goldens() -> dict[str, str]:
 
 def real_conversions() -> Iterator[tuple[str, object]]:
     """(name, Result) of every network in ../shared/fixtures/real that converts."""
+    from codegen import matconvnet
     from codegen.diagnostics import ConversionError
     from codegen.matfile import list_variables
     from codegen.pipeline import convert, is_network_variable
 
     for path in sorted(REAL.glob("*.mat")):
         try:
-            names = [v.name for v in list_variables(path) if is_network_variable(v)]
+            names = [
+                v.name
+                for v in list_variables(path)
+                if is_network_variable(v) or matconvnet.holds_network(path, v)
+            ]
         except ConversionError:
             continue
         for var in names:

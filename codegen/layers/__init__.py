@@ -147,7 +147,18 @@ class Layer:
         arr = np.asarray(value)
         if arr.dtype.kind not in "fiub":
             raise LayerError(f"its '{key}' holds {arr.dtype} data, not numbers.")
-        return arr.astype(np.float32)
+        if arr.dtype == np.float32:
+            return arr
+        out = arr.astype(np.float32)
+        if np.isinf(out).sum() > np.isinf(arr).sum():
+            raise LayerError(
+                f"its '{key}' holds values beyond float32's range "
+                f"(largest magnitude {np.nanmax(np.abs(arr)):.3g}); the weights "
+                "file and PyTorch hold float32.",
+                "The file is damaged, or the network was trained in double "
+                "precision to values no float32 model can hold.",
+            )
+        return out
 
     def state_value(self, key: str) -> np.ndarray | None:
         """A state such as HiddenState (``{Value, Remember}`` or an array)."""
@@ -182,15 +193,18 @@ TORCH_OF: dict[str, str] = {}
 _loaded = False
 
 
-def register(*classnames: str, torch: str) -> Callable[[Handler], Handler]:
+def register(
+    *classnames: str, torch: str, source: bool = False
+) -> Callable[[Handler], Handler]:
     """Register a handler for MATLAB classes; a class may be claimed once.
 
-    ``torch`` says in a few words what the generated code uses (README table).
+    ``torch`` says in a few words what the generated code uses (README table);
+    ``source`` marks input layers outside the input family (nothing feeds them).
     """
 
     def deco(fn: Handler) -> Handler:
         family = fn.__module__.rsplit(".", 1)[-1]
-        checked = _checked(fn, needs_input=family != "input")
+        checked = _checked(fn, needs_input=not (source or family == "input"))
         for name in classnames:
             if name in REGISTRY:
                 raise RuntimeError(f"{name} is registered twice")

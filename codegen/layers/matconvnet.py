@@ -358,6 +358,7 @@ def loss(layer: Layer) -> Node:
 @register(
     "matconvnet.input",
     torch="normalization buffers in forward (meta.normalization.averageImage)",
+    source=True,
 )
 def input_(layer: Layer) -> Node:
     fields: dict[str, Any] = {"InputSize": layer.raw("imageSize")}
