@@ -200,8 +200,15 @@ def learnable_of(layer: Layer, key: str) -> str | None:
 def with_factors(layer: Layer, node: Node) -> Node:
     """``node`` with its learnables' MATLAB training factors attached."""
     params = getattr(node, "params", None)
-    if not params:
+    if params is None:
         return node
+    if not params:  # untrained (layer graph): conv, FC and norm learnables only
+        params = {
+            k: np.zeros(0)
+            for k in ("weight", "bias")
+            if layer.record.get(learnable_of(layer, k) or "") is not None
+            and "InputWeights" not in layer.record
+        }
     biases = sum(v.size for k, v in params.items() if k.startswith("bias_"))
     bias = layer.learnable("Bias")
     factors = []
