@@ -10,6 +10,7 @@ render.py so the rendering of the network itself does not change.
 from __future__ import annotations
 
 import dataclasses
+import textwrap
 from typing import Any
 
 from codegen.ir import Network, Node, OutputSpec, TensorType
@@ -59,16 +60,15 @@ def _loss_expr(net: Network, index: int, spec: OutputSpec) -> tuple[str, str]:
         }.get(t.format, " at every pixel")
         said = (
             f"{doc(node.name)}: cross-entropy of the class probabilities{where}"
-            f"{', weighted by ClassWeights' if weights else ''}, summed and divided "
-            "by the number of observations; targets are class indices (-1: undefined)"
+            f"{' weighted by ClassWeights' if weights else ''}; targets are class "
+            "indices (-1: undefined)"
         )
         return f"MatlabCrossEntropy({', '.join(args)})", said
     if node is not None and kind == "half_mse":
         arg = "time_dim=1" if t.time else ""
         said = (
-            f"{doc(node.name)}: half the squared error summed over each observation's "
-            f"responses{', divided by the sequence length' if t.time else ''}, "
-            "averaged over observations; targets shaped like the output"
+            f"{doc(node.name)}: half-mean-squared-error"
+            f"{' per time step' if t.time else ''}; targets shaped like the output"
         )
         return f"MatlabHalfMSE({arg})", said
     if node is None:
@@ -110,7 +110,9 @@ def render(net: Network) -> dict[str, Any]:
                 factors[f"{node.ident}.{key}"] = (rate, l2)
     return {
         "loss": body,
-        "loss_doc": [p[1] for p in parts],
+        "loss_doc": [
+            textwrap.fill(p[1] + ".", 84, subsequent_indent="    ") for p in parts
+        ],
         "logits": "logits=logits" in body,
         "factors": sorted(factors.items()),
     }

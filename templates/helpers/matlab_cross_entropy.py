@@ -7,15 +7,11 @@ from torch import nn
 
 
 class MatlabCrossEntropy(nn.Module):
-    """classificationLayer / pixelClassificationLayer ('crossentropyex').
+    """MATLAB's crossentropyex: -(1/N) sum of w_j t_j ln y_j over classes and positions.
 
-    loss = -(1/N) sum_n sum_j w_j t_nj ln y_nj: summed over classes and over
-    every other position (time steps, pixels), divided by the number of
-    observations N only. ``target`` holds class indices shaped like the
-    output without its class dimension; -1 marks an undefined label (pixel
-    or time step), which adds nothing, as MATLAB ignores undefined labels.
-    With ``logits=True`` the input is the pre-softmax score and the log
-    comes from log_softmax, which cannot underflow.
+    ``target``: class indices shaped like the output without its class dim;
+    -1 marks an undefined pixel or time step, which MATLAB ignores.
+    ``logits=True``: the input is the pre-softmax score (log_softmax).
     """
 
     def __init__(

@@ -7,11 +7,9 @@ from torch import nn
 
 
 class MatlabHalfMSE(nn.Module):
-    """regressionLayer: half the squared error, summed over responses.
+    """MATLAB's regression loss: 0.5 * sum of squared errors per observation, mean over N.
 
-    Per observation: 0.5 * sum of (y - t)^2 over all its responses (and
-    pixels for image-to-image); for sequence-to-sequence also divided by the
-    sequence length (``time_dim``); then the mean over the mini-batch.
+    Sequence-to-sequence (``time_dim`` given): also divided by the sequence length.
     """
 
     def __init__(self, time_dim: int | None = None) -> None:
