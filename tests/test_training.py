@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, import_generated, require_fixtures
+from conftest import REPO, convert_records, import_generated, require_fixtures
 from torch import nn
 
 from codegen import reference, training
@@ -230,18 +230,23 @@ def test_real_factors_reach_learn_factors(file: str) -> None:
     assert all(v[1] == 1.0 and k.endswith("bias") for k, v in others.items()), others
 
 
-def test_param_groups_and_one_sgd_step_match_matlab(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "file",
+    [
+        "zstoebs__vae_segnet_verification__segnet.mat",  # frozen biases
+        "airtonchagas__deep-learning-cifar-10__net.mat",  # bias rate 2, L2 0
+    ],
+)
+def test_param_groups_and_one_sgd_step_match_matlab(tmp_path: Path, file: str) -> None:
     """One SGD step with param_groups equals w - lr*LRF*(g + lambda*L2F*w)."""
-    fixtures = require_fixtures()
-    file = "zstoebs__vae_segnet_verification__segnet.mat"
-    if not (fixtures / "real" / file).is_file():
+    path = require_fixtures() / "real" / file
+    if not path.is_file():
         pytest.skip(f"{file} is not among the fixtures")
-    out = tmp_path / "segnet"
-    convert(fixtures / "real" / file, out, force=True)
-    mod = import_generated(out)
+    convert(path, tmp_path / "out", force=True)
+    mod = import_generated(tmp_path / "out")
     model = mod.load_model().train()
     torch.manual_seed(0)
-    net, _ = build(load_graph(fixtures / "real" / file))
+    net, _ = build(load_graph(path))
     x = torch.randn(2, *net.inputs[0].type.torch_shape[1:])
     lr, l2 = 0.05, 1e-2
     opt = torch.optim.SGD(model.param_groups(lr, l2), lr=lr)
@@ -249,15 +254,20 @@ def test_param_groups_and_one_sgd_step_match_matlab(tmp_path: Path) -> None:
     model(x).square().sum().backward()
     before = {k: (p.detach().clone(), p.grad) for k, p in model.named_parameters()}
     opt.step()
-    frozen = set(REAL_FACTORS[file])
+    norms = {
+        name
+        for name, m in model.named_modules()
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d))
+    }
     for name, p in model.named_parameters():
         w, grad = before[name]
-        # MATLAB's defaults: L2Factor 0 for conv biases, 1 for BN offsets
-        conv_bias = name.endswith(".bias") and "_bn" not in name
-        rate, l2f = (0.0, 0.0) if name in frozen else (1.0, 0.0 if conv_bias else 1.0)
-        assert p.requires_grad == (name not in frozen)
+        # MATLAB's defaults: L2Factor 0 for conv/FC biases, 1 for BN offsets
+        owner, _, kind = name.rpartition(".")
+        default = (1.0, 0.0 if kind == "bias" and owner not in norms else 1.0)
+        rate, l2f = REAL_FACTORS[file].get(name, default)
+        assert p.requires_grad == (rate != 0)
         if grad is None:
-            assert name in frozen
+            assert rate == 0
             expected = w.numpy()
         else:
             expected = reference.sgd_step(
@@ -283,3 +293,34 @@ def test_readme_fine_tuning_example(tmp_path: Path, monkeypatch: Any) -> None:
     exec(compile(code.group(1), "README.md", "exec"), scope)
     losses = scope["losses"]
     assert losses[-1] < 0.5 * losses[0], losses
+
+
+# --------------------------------------------------------------------------
+# Train mode: BatchNorm running statistics
+
+
+@pytest.mark.parametrize("decay", [0.3, None])
+def test_batchnorm_running_mean_follows_mean_decay(
+    tmp_path: Path, decay: float | None
+) -> None:
+    """MATLAB: s = decay*s_batch + (1 - decay)*s. Without MeanDecay (old
+    releases: statistics of the whole training set) the cumulative average."""
+    import dataclasses
+
+    import matlab as M
+
+    g = np.random.default_rng(3)
+    mean = g.standard_normal(2).astype(np.float32)
+    bn = M.batch_norm("bn", mean, np.ones(2, np.float32), np.ones(2), np.zeros(2))
+    if decay is not None:
+        fields = {**bn.fields, "MeanDecay": M.d(decay), "VarianceDecay": M.d(decay)}
+        bn = dataclasses.replace(bn, fields=fields)
+    layers = [M.image_input("in", (4, 4, 2)), bn, M.regression("out")]
+    _, out = convert_records(tmp_path, {"net": M.series(layers)})
+    model = import_generated(out).load_model().train()
+    x = g.standard_normal((5, 2, 4, 4)).astype(np.float32)
+    model(torch.from_numpy(x))
+    batch = x.mean(axis=(0, 2, 3))
+    expected = batch if decay is None else decay * batch + (1 - decay) * mean
+    bn_module = next(m for m in model.modules() if isinstance(m, nn.BatchNorm2d))
+    np.testing.assert_allclose(bn_module.running_mean.numpy(), expected, rtol=1e-5)
