@@ -16,7 +16,13 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, convert_records, import_generated, require_fixtures
+from conftest import (
+    REPO,
+    assert_parity,
+    convert_records,
+    import_generated,
+    require_fixtures,
+)
 from torch import nn
 
 from codegen import reference, training
@@ -35,11 +41,8 @@ def _one_hot(idx: np.ndarray, classes: int, axis: int) -> np.ndarray:
     return np.moveaxis(hot, -1, axis)
 
 
-def _close(actual: np.ndarray | float, expected: np.ndarray | float) -> float:
-    a, e = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
-    err = float(np.max(np.abs(a - e)) / max(np.max(np.abs(e)), 1e-12))
-    assert err < RTOL, err
-    return err
+def _close(actual: Any, expected: Any, what: str) -> None:
+    assert_parity(np.asarray(actual), np.asarray(expected), what, rtol=RTOL)
 
 
 def _fc_grad(grad_out: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -90,8 +93,9 @@ def test_cross_entropy_value_and_gradient(
     ref, grad_y = reference.crossentropyex(ym, _one_hot(idx, k, 0), fmt, class_w)
     grad_z = reference.softmax_backward(ym, grad_y, axis=0)
     grad_w = _fc_grad(grad_z, x)
-    _close(loss.item(), ref)
-    _close(fc.grad.numpy(), grad_w)
+    what = f"crossentropy {layout} weighted={weighted} logits={logits}"
+    _close(loss.item(), ref, f"{what}: value")
+    _close(fc.grad.numpy(), grad_w, f"{what}: dL/dW")
 
 
 def test_cross_entropy_is_not_pytorchs_weighted_mean() -> None:
@@ -128,10 +132,10 @@ def test_half_mse_value_and_gradient(layout: str) -> None:
     fmt = {"CB": "CB", "SSCB": "CBSS", "CBT": "CBT"}[layout]
     ref, grad_y = reference.half_mse(ym, tm, fmt)
     grad_w = _fc_grad(grad_y, x)
-    _close(loss.item(), ref)
-    _close(fc.grad.numpy(), grad_w)
+    _close(loss.item(), ref, f"half_mse {layout}: value")
+    _close(fc.grad.numpy(), grad_w, f"half_mse {layout}: dL/dW")
     # nn.MSELoss is a different number: mean over responses, no 1/2
-    assert abs(float(nn.MSELoss()(y, torch.tensor(target).float())) - ref) > 1e-3
+    assert abs(nn.MSELoss()(y, torch.tensor(target).float()).item() - ref) > 1e-3
 
 
 def test_untranslated_loss_names_the_layer_and_sum_adds_losses() -> None:
@@ -189,7 +193,7 @@ def test_generated_loss_fn_is_matlabs(tmp_path: Path, name: str, fmt: str) -> No
         t = torch.randn(y.shape, generator=g)
         ref, _ = reference.half_mse(ym, t.double().numpy(), fmt)
         idx = t
-    _close(float(mod.loss_fn()(y, idx)), ref)
+    _close(float(mod.loss_fn()(y, idx)), ref, f"loss_fn of {name}")
 
 
 # --------------------------------------------------------------------------
