@@ -1009,6 +1009,9 @@ def instance_norm(layer: MatObject, xs: list[Value]) -> list[Value]:
     "nnet.cnn.layer.ClassificationOutputLayer",
     "nnet.cnn.layer.RegressionOutputLayer",
     "nnet.cnn.layer.PixelClassificationLayer",
+    "nnet.cnn.layer.DicePixelClassificationLayer",
+    "nnet.cnn.layer.FocalLossLayer",
+    "nnet.cnn.layer.YOLOv2OutputLayer",
 )
 def output(layer: MatObject, xs: list[Value]) -> list[Value]:
     return [xs[0]]

@@ -328,3 +328,24 @@ def test_batchnorm_running_mean_follows_mean_decay(
     expected = batch if decay is None else decay * batch + (1 - decay) * mean
     bn_module = next(m for m in model.modules() if isinstance(m, nn.BatchNorm2d))
     np.testing.assert_allclose(bn_module.running_mean.numpy(), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("classname", "said"),
+    [("nnet.cnn.layer.FocalLossLayer", "not translate"), ("Fb_loss", "its own loss")],
+)
+def test_untranslated_and_custom_losses_raise_naming_the_class(
+    tmp_path: Path, classname: str, said: str
+) -> None:
+    import matlab as M
+
+    from codegen.matfile import MatObject
+
+    out_layer = MatObject(
+        classname, {"Name": "fb", "Classes": ["a", "b"]}, saveobj=False
+    )
+    layers = [M.image_input("in", (4, 4, 2)), M.softmax("sm"), out_layer]
+    _, out = convert_records(tmp_path, {"net": M.series(layers)})
+    loss = import_generated(out).loss_fn()
+    with pytest.raises(NotImplementedError, match=f"{classname}.*{said}"):
+        loss(torch.ones(1, 2, 4, 4), torch.zeros(1, 4, 4))
