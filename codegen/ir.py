@@ -225,6 +225,9 @@ class Node:
     notes: tuple[str, ...] = ()
     max_steps: int = 0  # longest sequence the layer accepts (0: any)
     names: tuple[tuple[str, str], ...] = ()  # derived key → identifier
+    # MATLAB training factors: (state_dict key relative to the module,
+    # LearnRateFactor, L2Factor) per learnable; see codegen/training.py.
+    factors: tuple[tuple[str, float, float], ...] = ()
 
     @property
     def short_class(self) -> str:

@@ -1035,6 +1035,9 @@ def instance_norm(layer: MatObject, xs: list[Value]) -> list[Value]:
     "nnet.cnn.layer.ClassificationOutputLayer",
     "nnet.cnn.layer.RegressionOutputLayer",
     "nnet.cnn.layer.PixelClassificationLayer",
+    "nnet.cnn.layer.DicePixelClassificationLayer",
+    "nnet.cnn.layer.FocalLossLayer",
+    "nnet.cnn.layer.YOLOv2OutputLayer",
 )
 def output(layer: MatObject, xs: list[Value]) -> list[Value]:
     return [xs[0]]
@@ -1629,3 +1632,67 @@ def mcn_scale(layer: MatObject, xs: list[Value]) -> list[Value]:
     if bias is not None and (has_bias is None or bool(np.ravel(has_bias)[0])):
         y = y + _mcn_4d(bias)
     return [Value(y, "SSCB")]
+
+
+# Training losses of MATLAB's output layers, with their gradient w.r.t. the
+# layer's input (the network output). Arrays in MATLAB layout; targets as
+# MATLAB gives them: one-hot along C (all zeros: an undefined label), or
+# responses shaped like the output.
+
+
+def _batch_size(y: np.ndarray, fmt: str) -> int:
+    return int(y.shape[fmt.index("B")]) if fmt.index("B") < y.ndim else 1
+
+
+def crossentropyex(
+    y: np.ndarray, t: np.ndarray, fmt: str, weights: np.ndarray | None = None
+) -> tuple[float, np.ndarray]:
+    """classificationLayer / pixelClassificationLayer: (loss, dloss/dy).
+
+    loss = -(1/N) sum_n sum_j w_j t_nj ln y_nj, summed over every other
+    position (pixels, time steps). The N-only normaliser for pixels and
+    time steps is MATLAB's classification formula applied per position;
+    the layer pages were not found to state it (README: unconfirmed).
+    """
+    y = np.asarray(y, dtype=np.float64)
+    t = np.asarray(t, dtype=np.float64)
+    shape = [1] * y.ndim
+    c = fmt.index("C")
+    shape[c] = y.shape[c]
+    w = np.ones(shape) if weights is None else np.reshape(weights, shape)
+    n = _batch_size(y, fmt)
+    loss = -float(np.sum(w * t * np.log(y))) / n
+    return loss, -(w * t) / (y * n)
+
+
+def half_mse(y: np.ndarray, t: np.ndarray, fmt: str) -> tuple[float, np.ndarray]:
+    """regressionLayer: (loss, dloss/dy).
+
+    Image, feature and sequence-to-one: 0.5 * sum of squared errors over the
+    responses (and pixels) of an observation, mean over the N observations;
+    sequence-to-sequence ('T' in fmt) also divided by the sequence length S.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    t = np.asarray(t, dtype=np.float64)
+    scale = float(_batch_size(y, fmt))
+    if "T" in fmt:
+        scale *= y.shape[fmt.index("T")]
+    return 0.5 * float(np.sum((y - t) ** 2)) / scale, (y - t) / scale
+
+
+def softmax_backward(y: np.ndarray, grad_y: np.ndarray, axis: int) -> np.ndarray:
+    """dloss/dz for y = softmax(z) along ``axis``, given dloss/dy."""
+    return y * (grad_y - np.sum(grad_y * y, axis=axis, keepdims=True))
+
+
+def sgd_step(
+    w: np.ndarray,
+    grad: np.ndarray,
+    lr: float,
+    l2: float,
+    lr_factor: float,
+    l2_factor: float,
+) -> np.ndarray:
+    """First SGDM step of trainingOptions (zero velocity), per learnable:
+    w - lr*LearnRateFactor*(grad + L2Regularization*L2Factor*w)."""
+    return w - lr * lr_factor * (grad + l2 * l2_factor * w)

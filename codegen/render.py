@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 import numpy as np
 
-from codegen import stubs
+from codegen import stubs, training
 from codegen.helpers import closure, templates_dir
 from codegen.ir import (
     Call,
@@ -60,6 +60,8 @@ def environment() -> jinja2.Environment:
 
 def lit(value: Any) -> str:
     """Python source for a literal value; deterministic and safe."""
+    if value is None:
+        return "None"
     if isinstance(value, Enum):
         return lit(value.value)
     if isinstance(value, (bool, np.bool_)):
@@ -181,7 +183,7 @@ def render(net: Network, plan: ForwardPlan, about: list[str], class_doc: str) ->
                 body.append(f"{step.alias} = x")
             if step.free:
                 body.append(f"del {', '.join(step.free)}")
-        helpers = closure(net.helpers)
+        helpers = closure((*net.helpers, *training.helpers(net)))
         names = converter_names(net)
         first = {}
         for spec in net.inputs:
@@ -217,6 +219,7 @@ def render(net: Network, plan: ForwardPlan, about: list[str], class_doc: str) ->
             outputs_with_classes=_classes(net),
             weights_name=WEIGHTS_NAME,
             converters=converters,
+            training=training.render(net),
             imports="",
         )
         imports = _imports(_USES.get(), [i for h in helpers for i in h.imports])

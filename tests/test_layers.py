@@ -388,6 +388,14 @@ def _():
     )
 
 
+for _cls in ("DicePixelClassificationLayer", "FocalLossLayer", "YOLOv2OutputLayer"):
+
+    def make(cls=_cls):  # loss not translated: identity at inference
+        return img(M.layer(cls, "out", Classes=["a", "b", "c"]))
+
+    case(f"untranslated-loss-{_cls}")(make)
+
+
 # ---- 3-D, grouped, resize, norms, flatten, function, detection (single input) ----------
 
 VOL = (5, 6, 4, 2)  # H×W×D×C

@@ -7,9 +7,11 @@ cannot convert; the pipeline collects those and reports them together.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -160,9 +162,90 @@ class Layer:
             )
         return out
 
+    def factors(self, key: str) -> tuple[float, float] | None:
+        """(LearnRateFactor, L2Factor) of learnable ``key`` as MATLAB saved them.
+
+        Newer files keep them in the learnable's struct, older ones in flat
+        properties (``WeightLearnRateFactor`` for ``Weights``). Missing factors
+        take MATLAB's documented defaults: 1, and L2 0 for biases. Per-gate
+        vectors that differ give None: one PyTorch tensor holds all gates.
+        """
+        value = self.record.get(key)
+        stored = value if isinstance(value, dict) else {}
+        flat = _FLAT_PREFIX.get(key, key)
+        out = []
+        for what, default in (
+            ("LearnRateFactor", 1.0),
+            ("L2Factor", 0.0 if key.endswith("Bias") else 1.0),
+        ):
+            raw = stored.get(what)
+            if raw is None or _is_empty(raw):
+                raw = self.raw(flat + what, default)
+            arr = np.asarray(raw, dtype=np.float64).ravel()
+            if arr.size == 0 or np.any(arr != arr[0]):
+                return None
+            out.append(float(arr[0]))
+        return out[0], out[1]
+
     def state_value(self, key: str) -> np.ndarray | None:
         """A state such as HiddenState (``{Value, Remember}`` or an array)."""
         return self.learnable(key)
+
+
+# Flat factor property prefix of a learnable (releases before structs).
+_FLAT_PREFIX = {"Weights": "Weight"}
+
+# state_dict key (relative to the layer's module) → the MATLAB learnable it
+# came from; norm layers' weight/bias are Scale/Offset (chosen by presence).
+_LEARNABLE_OF = (
+    (re.compile(r"weight_ih_l0(_reverse)?"), "InputWeights"),
+    (re.compile(r"weight_hh_l0(_reverse)?"), "RecurrentWeights"),
+    (re.compile(r"bias_[ih]h_l0(_reverse)?"), "Bias"),
+    (re.compile(r"(query|key|value|output)\.(weight|bias)"), ""),
+    (re.compile(r"weight"), "Weights"),
+    (re.compile(r"bias"), "Bias"),
+)
+_NORM = {"Weights": "Scale", "Bias": "Offset"}
+
+
+def learnable_of(layer: Layer, key: str) -> str | None:
+    """The MATLAB learnable behind state_dict ``key`` (None: not a learnable)."""
+    for pattern, name in _LEARNABLE_OF:
+        match = pattern.fullmatch(key)
+        if match is None:
+            continue
+        if not name:  # selfAttentionLayer: QueryWeights, OutputBias, ...
+            part, kind = match.groups()
+            return part.capitalize() + ("Weights" if kind == "weight" else "Bias")
+        if name in _NORM and layer.record.get(_NORM[name]) is not None:
+            return _NORM[name]
+        return name
+    return None
+
+
+def with_factors(layer: Layer, node: Node) -> Node:
+    """``node`` with its learnables' MATLAB training factors attached."""
+    params = getattr(node, "params", None)
+    if params is None:
+        return node
+    if not params:  # untrained (layer graph): conv, FC and norm learnables only
+        params = {
+            k: np.zeros(0)
+            for k in ("weight", "bias")
+            if layer.record.get(learnable_of(layer, k) or "") is not None
+            and "InputWeights" not in layer.record
+        }
+    biases = sum(v.size for k, v in params.items() if k.startswith("bias_"))
+    bias = layer.learnable("Bias")
+    factors = []
+    for key in sorted(params):
+        name = learnable_of(layer, key)
+        pair = layer.factors(name) if name else None
+        if key.startswith("bias_hh") and bias is not None and bias.size < biases:
+            pair = (0.0, 0.0)  # PyTorch's zero second bias: MATLAB has one bias
+        if pair is not None:
+            factors.append((key, *pair))
+    return dataclasses.replace(node, factors=tuple(factors))
 
 
 def _is_empty(value: Any) -> bool:
@@ -205,10 +288,14 @@ def register(
     def deco(fn: Handler) -> Handler:
         family = fn.__module__.rsplit(".", 1)[-1]
         checked = _checked(fn, needs_input=not (source or family == "input"))
+
+        def handle(layer: Layer) -> Node:
+            return with_factors(layer, checked(layer))
+
         for name in classnames:
             if name in REGISTRY:
                 raise RuntimeError(f"{name} is registered twice")
-            REGISTRY[name] = checked
+            REGISTRY[name] = handle
             FAMILY_OF[name] = family
             TORCH_OF[name] = torch
         return fn

@@ -71,8 +71,22 @@ def batch_norm(layer: Layer) -> ModuleNode:
         }
         params["num_batches_tracked"] = np.array(0, dtype=np.int64)
     nd = max(len(t.spatial), 1)
-    call = Call(f"nn.BatchNorm{nd}d", (c,), _eps(layer))
+    call = Call(f"nn.BatchNorm{nd}d", (c,), (*_eps(layer), *_momentum(layer)))
     return _node(layer, call, params, sequence_channels_first=True)
+
+
+def _momentum(layer: Layer) -> tuple[tuple[str, object], ...]:
+    """MATLAB's MeanDecay is PyTorch's momentum (s = d*batch + (1-d)*s).
+
+    Layers saved before MeanDecay existed had their statistics computed over
+    the whole training set after training: momentum=None (a cumulative
+    average) is PyTorch's nearest. PyTorch has one momentum for mean and
+    variance; a different VarianceDecay is not kept (the README says so).
+    """
+    if not layer.has("MeanDecay"):
+        return (("momentum", None),) if layer.has("TrainedMean") else ()
+    decay = layer.number("MeanDecay")
+    return (("momentum", decay),) if decay != 0.1 else ()
 
 
 @register(

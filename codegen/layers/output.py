@@ -1,7 +1,8 @@
 """Output layers: nothing to compute at inference, but they carry meaning.
 
-Class names become the generated module's ``CLASSES`` and the loss MATLAB
-trained with is named in its docstring.
+Class names become the generated module's ``CLASSES``; ``loss_kind`` tells
+codegen/training.py which of MATLAB's losses the generated ``loss_fn`` returns
+("custom": a user-defined layer, "stub": a built-in loss not translated).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ class Output(Node):
     classes: tuple[str, ...] = ()
     class_weights: tuple[float, ...] = ()
     loss: str = ""
+    loss_kind: str = "custom"
 
 
 def _classes(layer: Layer) -> tuple[str, ...]:
@@ -46,39 +48,53 @@ def _weights(layer: Layer) -> tuple[float, ...]:
 @register(
     "nnet.cnn.layer.ClassificationOutputLayer",
     "nnet.cnn.layer.PixelClassificationLayer",
-    torch="none: CLASSES, loss named in the docstring",
+    torch="none: CLASSES; loss_fn() is MATLAB's weighted cross-entropy",
 )
 def classification(layer: Layer) -> Output:
     weights = _weights(layer)
-    pixel = layer.classname.endswith("PixelClassificationLayer")
-    weight_arg = "weight=torch.tensor(CLASS_WEIGHTS), " if weights else ""
-    where = "per pixel over dim 1 " if pixel else ""
     loss = (
-        "MATLAB trained this output with cross-entropy on the softmax "
-        f"probabilities{' weighted by ClassWeights' if weights else ''}; in "
-        f"PyTorch use nn.NLLLoss({weight_arg.rstrip(', ')}) on torch.log of "
-        f"this output {where}(or nn.CrossEntropyLoss on the logits before the "
-        "softmax)."
+        "loss_fn() is MATLAB's training loss for it: cross-entropy of these "
+        f"probabilities{' weighted by ClassWeights' if weights else ''}, divided by "
+        "the number of observations (nn.CrossEntropyLoss takes logits and, with "
+        "weights, divides by their sum instead)."
     )
     return Output(
         **layer.common(),
         classes=_classes(layer),
         class_weights=weights,
         loss=loss,
+        loss_kind="crossentropy",
         out_types=layer.in_types,
     )
 
 
 @register(
-    "nnet.cnn.layer.RegressionOutputLayer", torch="none: loss named in the docstring"
+    "nnet.cnn.layer.RegressionOutputLayer",
+    torch="none: loss_fn() is MATLAB's half-mean-squared-error",
 )
 def regression(layer: Layer) -> Output:
-    per_step = layer.in_type.time
-    divisor = "(y.shape[0] * y.shape[1])" if per_step else "y.shape[0]"
     loss = (
-        "MATLAB trained this output with half-mean-squared-error: half the squared "
-        "error summed over each observation's responses"
-        f"{', averaged over time steps,' if per_step else ''} and averaged over the "
-        f"batch, i.e. 0.5 * F.mse_loss(y, t, reduction='sum') / {divisor}."
+        "loss_fn() is MATLAB's training loss for it: half the squared error summed "
+        "over each observation's responses"
+        f"{', divided by the sequence length' if layer.in_type.time else ''}, "
+        "averaged over observations (nn.MSELoss averages over every element)."
     )
-    return Output(**layer.common(), loss=loss, out_types=layer.in_types)
+    return Output(
+        **layer.common(), loss=loss, loss_kind="half_mse", out_types=layer.in_types
+    )
+
+
+@register(
+    "nnet.cnn.layer.DicePixelClassificationLayer",
+    "nnet.cnn.layer.FocalLossLayer",
+    "nnet.cnn.layer.YOLOv2OutputLayer",
+    torch="none: CLASSES; loss_fn() raises (loss not translated)",
+)
+def untranslated_loss(layer: Layer) -> Output:
+    """Built-in loss layers no real file uses yet: convertible, loss stubbed."""
+    return Output(
+        **layer.common(),
+        classes=_classes(layer),
+        loss_kind="stub",
+        out_types=layer.in_types,
+    )

@@ -6,10 +6,10 @@ Input x: float32 (N, T, 3); MATLAB layer 'input' takes C-by-T arrays of size
 3-by-T (from_matlab() converts them). Batch sequences of unequal length
 zero-padded at the end, as MATLAB does.
 
-Output: (N, T, 2), MATLAB layer 'regressionoutput'. MATLAB trained this output
-with half-mean-squared-error: half the squared error summed over each
-observation's responses, averaged over time steps, and averaged over the batch,
-i.e. 0.5 * F.mse_loss(y, t, reduction='sum') / (y.shape[0] * y.shape[1]).
+Output: (N, T, 2), MATLAB layer 'regressionoutput'. loss_fn() is MATLAB's
+training loss for it: half the squared error summed over each observation's
+responses, divided by the sequence length, averaged over observations
+(nn.MSELoss averages over every element).
 """
 
 from __future__ import annotations
@@ -22,6 +22,18 @@ from torch import nn
 
 WEIGHTS_FILE = Path(__file__).with_name("weights.pt")
 
+# MATLAB's (LearnRateFactor, L2Factor) where not 1 and 1 (biases: 1 and 0); see param_groups().
+LEARN_FACTORS = {
+    "bilstm.bias_hh_l0": (0.0, 0.0),
+    "bilstm.bias_hh_l0_reverse": (0.0, 0.0),
+    "bilstm.bias_ih_l0": (1.0, 1.0),
+    "bilstm.bias_ih_l0_reverse": (1.0, 1.0),
+    "conv.bias": (1.0, 1.0),
+    "fc.bias": (1.0, 1.0),
+    "gru.bias_hh_l0": (0.0, 0.0),
+    "gru.bias_ih_l0": (1.0, 1.0),
+    "norm.bias": (1.0, 1.0),
+}
 # Submodules whose output is not yet their MATLAB layer's (activations() skips them).
 NOT_LAYER_OUTPUTS = ("bilstm", "gru")
 
@@ -155,6 +167,23 @@ class MatlabGRU(MatlabRecurrent):
         return ((1 - z) * n + z * h,)
 
 
+class MatlabHalfMSE(nn.Module):
+    """MATLAB's regression loss: 0.5 * sum of squared errors per observation, mean over N.
+
+    Sequence-to-sequence (``time_dim`` given): also divided by the sequence length.
+    """
+
+    def __init__(self, time_dim: int | None = None) -> None:
+        super().__init__()
+        self.time_dim = time_dim
+
+    def forward(self, y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        total = 0.5 * (y - target).square().sum() / y.shape[0]
+        if self.time_dim is not None:
+            total = total / y.shape[self.time_dim]
+        return total
+
+
 class Net(nn.Module):
     """MATLAB SeriesNetwork, layer for layer."""
 
@@ -195,6 +224,34 @@ class Net(nn.Module):
             for hook in hooks:
                 hook.remove()
         return out
+
+    def param_groups(
+        self, lr: float, weight_decay: float = 0.0
+    ) -> list[dict[str, object]]:
+        """torch.optim groups: lr and weight_decay (MATLAB's L2Regularization) times each
+        learnable's LearnRateFactor and L2Factor; factor 0 freezes. Not in LEARN_FACTORS:
+        MATLAB's defaults."""
+        groups: dict[tuple[float, float], list[nn.Parameter]] = {}
+        for name, param in self.named_parameters():
+            default = 1.0, 0.0 if name.rsplit(".", 1)[-1].startswith("bias") else 1.0
+            rate, l2 = LEARN_FACTORS.get(name, default)
+            if rate == 0:
+                param.requires_grad = False
+            if param.requires_grad:
+                groups.setdefault((rate, l2), []).append(param)
+        return [
+            {"params": ps, "lr": lr * rate, "weight_decay": weight_decay * l2}
+            for (rate, l2), ps in groups.items()
+        ]
+
+
+def loss_fn() -> nn.Module:
+    """MATLAB's training loss for forward()'s output.
+
+    'regressionoutput': half-mean-squared-error per time step; targets shaped like the
+    output.
+    """
+    return MatlabHalfMSE(time_dim=1)
 
 
 def _keep(

@@ -6,10 +6,9 @@ Input x: float32 (N, 12); MATLAB layer 'features' takes C(-by-N) arrays of size
 12 (from_matlab() converts them). forward() applies the input layer's 'zscore'
 normalization (normalize_input=False skips it).
 
-Output: (N, 2), MATLAB layer 'regressionoutput'. MATLAB trained this output with
-half-mean-squared-error: half the squared error summed over each observation's
-responses and averaged over the batch, i.e. 0.5 * F.mse_loss(y, t,
-reduction='sum') / y.shape[0].
+Output: (N, 2), MATLAB layer 'regressionoutput'. loss_fn() is MATLAB's training
+loss for it: half the squared error summed over each observation's responses,
+averaged over observations (nn.MSELoss averages over every element).
 """
 
 from __future__ import annotations
@@ -22,6 +21,31 @@ from torch import nn
 
 WEIGHTS_FILE = Path(__file__).with_name("weights.pt")
 
+# MATLAB's (LearnRateFactor, L2Factor) where not 1 and 1 (biases: 1 and 0); see param_groups().
+LEARN_FACTORS = {
+    "bn_1.bias": (1.0, 1.0),
+    "fc_1.bias": (1.0, 1.0),
+    "fc_2.bias": (1.0, 1.0),
+    "fc_3.bias": (1.0, 1.0),
+}
+
+
+class MatlabHalfMSE(nn.Module):
+    """MATLAB's regression loss: 0.5 * sum of squared errors per observation, mean over N.
+
+    Sequence-to-sequence (``time_dim`` given): also divided by the sequence length.
+    """
+
+    def __init__(self, time_dim: int | None = None) -> None:
+        super().__init__()
+        self.time_dim = time_dim
+
+    def forward(self, y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        total = 0.5 * (y - target).square().sum() / y.shape[0]
+        if self.time_dim is not None:
+            total = total / y.shape[self.time_dim]
+        return total
+
 
 class Layers(nn.Module):
     """MATLAB layer array, layer for layer."""
@@ -32,7 +56,7 @@ class Layers(nn.Module):
         self.features_mean = nn.Buffer(torch.zeros(1, 12))
         self.features_std = nn.Buffer(torch.zeros(1, 12))
         self.fc_1 = nn.Linear(12, 32)
-        self.bn_1 = nn.BatchNorm1d(32)
+        self.bn_1 = nn.BatchNorm1d(32, momentum=None)
         self.elu_1 = nn.ELU()
         self.fc_2 = nn.Linear(32, 16)
         self.gelu = nn.GELU(approximate="tanh")
@@ -66,6 +90,33 @@ class Layers(nn.Module):
             for hook in hooks:
                 hook.remove()
         return out
+
+    def param_groups(
+        self, lr: float, weight_decay: float = 0.0
+    ) -> list[dict[str, object]]:
+        """torch.optim groups: lr and weight_decay (MATLAB's L2Regularization) times each
+        learnable's LearnRateFactor and L2Factor; factor 0 freezes. Not in LEARN_FACTORS:
+        MATLAB's defaults."""
+        groups: dict[tuple[float, float], list[nn.Parameter]] = {}
+        for name, param in self.named_parameters():
+            default = 1.0, 0.0 if name.rsplit(".", 1)[-1].startswith("bias") else 1.0
+            rate, l2 = LEARN_FACTORS.get(name, default)
+            if rate == 0:
+                param.requires_grad = False
+            if param.requires_grad:
+                groups.setdefault((rate, l2), []).append(param)
+        return [
+            {"params": ps, "lr": lr * rate, "weight_decay": weight_decay * l2}
+            for (rate, l2), ps in groups.items()
+        ]
+
+
+def loss_fn() -> nn.Module:
+    """MATLAB's training loss for forward()'s output.
+
+    'regressionoutput': half-mean-squared-error; targets shaped like the output.
+    """
+    return MatlabHalfMSE()
 
 
 def _keep(

@@ -8,9 +8,9 @@ zero-padded at the end, as MATLAB does. forward() applies the input layer's
 'zscore' normalization (normalize_input=False skips it).
 
 Output: (N, 4), MATLAB layer 'classoutput'. Channel i is class CLASSES[i]
-(MATLAB's order). MATLAB trained this output with cross-entropy on the softmax
-probabilities; in PyTorch use nn.NLLLoss() on torch.log of this output (or
-nn.CrossEntropyLoss on the logits before the softmax).
+(MATLAB's order). loss_fn() is MATLAB's training loss for it: cross-entropy of
+these probabilities, divided by the number of observations (nn.CrossEntropyLoss
+takes logits and, with weights, divides by their sum instead).
 """
 
 from __future__ import annotations
@@ -25,8 +25,48 @@ WEIGHTS_FILE = Path(__file__).with_name("weights.pt")
 
 CLASSES = ("normal", "bearing", "valve", "piston")
 
+# MATLAB's (LearnRateFactor, L2Factor) where not 1 and 1 (biases: 1 and 0); see param_groups().
+LEARN_FACTORS = {
+    "fc.bias": (1.0, 1.0),
+    "lstm_1.bias_hh_l0": (0.0, 0.0),
+    "lstm_1.bias_ih_l0": (1.0, 1.0),
+    "lstm_2.bias_hh_l0": (0.0, 0.0),
+    "lstm_2.bias_ih_l0": (1.0, 1.0),
+}
 # Submodules whose output is not yet their MATLAB layer's (activations() skips them).
 NOT_LAYER_OUTPUTS = ("lstm_1", "lstm_2")
+
+
+class MatlabCrossEntropy(nn.Module):
+    """MATLAB's crossentropyex: -(1/N) sum of w_j t_j ln y_j over classes and positions.
+
+    ``target``: class indices shaped like the output without its class dim;
+    -1 marks an undefined pixel or time step, which MATLAB ignores.
+    ``logits=True``: the input is the pre-softmax score (log_softmax).
+    """
+
+    def __init__(
+        self, class_dim: int, weight: tuple[float, ...] = (), *, logits: bool = False
+    ) -> None:
+        super().__init__()
+        self.class_dim = class_dim
+        self.logits = logits
+        self.weight = torch.tensor(weight) if weight else None
+
+    def forward(self, y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.logits:
+            log_p = torch.log_softmax(y, self.class_dim)
+        else:  # MATLAB takes the log of the softmax output itself
+            log_p = torch.log(y.clamp_min(torch.finfo(y.dtype).tiny))
+        weight = None if self.weight is None else self.weight.to(y)
+        total = nn.functional.nll_loss(
+            log_p.movedim(self.class_dim, 1),
+            target.long(),
+            weight=weight,
+            ignore_index=-1,
+            reduction="sum",
+        )
+        return total / y.shape[0]
 
 
 class Net(nn.Module):
@@ -81,6 +121,36 @@ class Net(nn.Module):
             for hook in hooks:
                 hook.remove()
         return out
+
+    def param_groups(
+        self, lr: float, weight_decay: float = 0.0
+    ) -> list[dict[str, object]]:
+        """torch.optim groups: lr and weight_decay (MATLAB's L2Regularization) times each
+        learnable's LearnRateFactor and L2Factor; factor 0 freezes. Not in LEARN_FACTORS:
+        MATLAB's defaults."""
+        groups: dict[tuple[float, float], list[nn.Parameter]] = {}
+        for name, param in self.named_parameters():
+            default = 1.0, 0.0 if name.rsplit(".", 1)[-1].startswith("bias") else 1.0
+            rate, l2 = LEARN_FACTORS.get(name, default)
+            if rate == 0:
+                param.requires_grad = False
+            if param.requires_grad:
+                groups.setdefault((rate, l2), []).append(param)
+        return [
+            {"params": ps, "lr": lr * rate, "weight_decay": weight_decay * l2}
+            for (rate, l2), ps in groups.items()
+        ]
+
+
+def loss_fn(*, logits: bool = False) -> nn.Module:
+    """MATLAB's training loss for forward()'s output.
+
+    'classoutput': cross-entropy of the class probabilities; targets are class indices
+    (-1: undefined).
+
+    logits=True: the input is the score before the softmax (log_softmax, no underflow).
+    """
+    return MatlabCrossEntropy(1, logits=logits)
 
 
 def _keep(

@@ -25,6 +25,28 @@ from torch import nn
 
 WEIGHTS_FILE = Path(__file__).with_name("weights.pt")
 
+# MATLAB's (LearnRateFactor, L2Factor) where not 1 and 1 (biases: 1 and 0); see param_groups().
+LEARN_FACTORS = {
+    "conv.bias": (1.0, 1.0),
+    "logvar.bias": (1.0, 1.0),
+    "meta_fc.bias": (1.0, 1.0),
+    "mu.bias": (1.0, 1.0),
+}
+
+
+class MatlabLossNotTranslated(nn.Module):
+    """An output layer whose loss mat2torch does not translate: raises when used."""
+
+    def __init__(self, layer: str, matlab_class: str, why: str) -> None:
+        super().__init__()
+        self.message = (
+            f"MATLAB output layer {layer!r} ({matlab_class}) {why} Write this "
+            "loss in PyTorch yourself."
+        )
+
+    def forward(self, y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError(self.message)
+
 
 def same_padding(
     x: torch.Tensor,
@@ -93,6 +115,37 @@ class Encoder(nn.Module):
             for hook in hooks:
                 hook.remove()
         return out
+
+    def param_groups(
+        self, lr: float, weight_decay: float = 0.0
+    ) -> list[dict[str, object]]:
+        """torch.optim groups: lr and weight_decay (MATLAB's L2Regularization) times each
+        learnable's LearnRateFactor and L2Factor; factor 0 freezes. Not in LEARN_FACTORS:
+        MATLAB's defaults."""
+        groups: dict[tuple[float, float], list[nn.Parameter]] = {}
+        for name, param in self.named_parameters():
+            default = 1.0, 0.0 if name.rsplit(".", 1)[-1].startswith("bias") else 1.0
+            rate, l2 = LEARN_FACTORS.get(name, default)
+            if rate == 0:
+                param.requires_grad = False
+            if param.requires_grad:
+                groups.setdefault((rate, l2), []).append(param)
+        return [
+            {"params": ps, "lr": lr * rate, "weight_decay": weight_decay * l2}
+            for (rate, l2), ps in groups.items()
+        ]
+
+
+def loss_fn() -> nn.Module:
+    """MATLAB's training loss for forward()'s output.
+
+    'encoder': not translated, calling the loss raises.
+    """
+    return MatlabLossNotTranslated(
+        "encoder",
+        "dlnetwork",
+        "ends the network without an output layer: the .mat file holds no loss (MATLAB's trainnet or a custom loop supplied it).",
+    )
 
 
 def _keep(
