@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from codegen import graph as graph_mod
+from codegen import selfcheck
 from codegen.diagnostics import ConversionError
 from codegen.format import format_source, top_level_names
 from codegen.graph import LayerGraph
@@ -218,7 +219,11 @@ def generate(net: Network, plan: ForwardPlan, *, check: bool = True) -> Result:
             f"The .mat file holds no trained weights for {', '.join(net.untrained)}; "
             f"{WEIGHTS_NAME} holds PyTorch's default initialization (seed 0) for them."
         )
-        for key, value in model.state_dict().items():
+        import torch
+
+        torch.manual_seed(0)
+        defaults = type(model)().state_dict()
+        for key, value in defaults.items():
             if key in missing:
                 state[key] = value.detach().cpu().numpy()
         code = _code(net, plan, notes)
@@ -261,13 +266,10 @@ def _code(net: Network, plan: ForwardPlan, notes: list[str]) -> str:
 
 
 def _instantiate(net: Network, code: str, state: dict[str, np.ndarray]) -> Any:
-    import torch
-
     module = types.ModuleType("mat2torch_generated")
     module.__file__ = MODEL_NAME
     exec(compile(code, MODEL_NAME, "exec"), module.__dict__)
-    torch.manual_seed(0)
-    model = getattr(module, net.class_name)()
+    model = selfcheck.build_meta(getattr(module, net.class_name))
     expected = model.state_dict()
     unknown = sorted(set(state) - set(expected))
     wrong = sorted(
@@ -282,21 +284,13 @@ def _instantiate(net: Network, code: str, state: dict[str, np.ndarray]) -> Any:
     return model
 
 
-# The check forward pass is skipped when one observation's activations
-# would exceed this many values (a 3000×3000 U-Net needs gigabytes).
-CHECK_BUDGET = 100_000_000
-
-
 def _run_once(net: Network, model: Any, state: dict[str, np.ndarray]) -> None:
-    import torch
-
-    tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}
-    model.load_state_dict(tensors, strict=True)
-    model.eval()
-    if net.activation_size() > CHECK_BUDGET:
-        return
-    with torch.no_grad():
-        model(*[_example(spec.type, example_steps(net, spec)) for spec in net.inputs])
+    loaded = selfcheck.load_strict(type(model), state)
+    shapes = [
+        (tuple(_example(s.type, example_steps(net, s))), len(s.type.spatial))
+        for s in net.inputs
+    ]
+    selfcheck.prove_runs(loaded, shapes, net.activation_size())
 
 
 def _allowed_extras(net: Network) -> set[str]:
@@ -371,11 +365,8 @@ def example_steps(net: Network, spec: Any) -> int:
     return max(getattr(net.node(spec.layer), "min_length", 1), min(128, longest))
 
 
-def _example(t: Any, steps: int) -> Any:
-    import torch
-
-    shape = [1] + ([steps] if t.time else []) + [t.channels, *t.spatial]
-    return torch.zeros(shape)
+def _example(t: Any, steps: int) -> list[int]:
+    return [1] + ([steps] if t.time else []) + [t.channels, *t.spatial]
 
 
 # --------------------------------------------------------------------------
