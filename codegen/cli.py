@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument(
         "--force", action="store_true", help="overwrite an existing model.py"
     )
+    conv.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress lines (shown on a terminal's stderr otherwise)",
+    )
 
     insp = sub.add_parser(
         "inspect",
@@ -126,8 +132,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
+    from codegen import progress
     from codegen.pipeline import convert
 
+    if not args.quiet and sys.stderr.isatty():
+        progress.enable()
     result = convert(
         args.file,
         args.output,

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from codegen import graph as graph_mod
-from codegen import selfcheck
+from codegen import progress, selfcheck
 from codegen.diagnostics import ConversionError
 from codegen.format import format_source, top_level_names
 from codegen.graph import LayerGraph
@@ -48,7 +48,7 @@ class Result:
     network: Network
     plan: ForwardPlan
     code: str
-    weights: bytes
+    weights: bytes | memoryview
     notes: list[str] = field(default_factory=list)
     written: tuple[Path, ...] = ()
 
@@ -168,10 +168,15 @@ def convert(
             f"{Path(out_dir) / MODEL_NAME} exists already.",
             hint="Pass --force to overwrite it, or choose another output folder.",
         )
-    net, plan = build(load_graph(path, var), class_name)
+    loaded = load_graph(path, var)
+    progress.stage("read", f"{progress.megabytes(path.stat().st_size)}")
+    net, plan = build(loaded, class_name)
+    del loaded  # the decoded MATLAB records: the IR holds what it needs
+    progress.stage("parse", f"{len(net.nodes)} layers")
     result = generate(net, plan, check=check)
     if out_dir is not None:
         result.written = write_outputs(Path(out_dir), result, force=force)
+        progress.stage("write", f"weights {progress.megabytes(len(result.weights))}")
     return result
 
 
@@ -211,6 +216,10 @@ def generate(net: Network, plan: ForwardPlan, *, check: bool = True) -> Result:
             f"The .mat file holds NaN weights for {', '.join(nan)}; copied as they are."
         )
     code = _code(net, plan, notes)
+    progress.stage("render and format", f"{len(code.splitlines())} lines")
+    import torch
+
+    progress.stage("import torch")
     model = _instantiate(net, code, state)
     missing = sorted(set(model.state_dict()) - set(state))
     if missing:
@@ -219,8 +228,6 @@ def generate(net: Network, plan: ForwardPlan, *, check: bool = True) -> Result:
             f"The .mat file holds no trained weights for {', '.join(net.untrained)}; "
             f"{WEIGHTS_NAME} holds PyTorch's default initialization (seed 0) for them."
         )
-        import torch
-
         torch.manual_seed(0)
         defaults = type(model)().state_dict()
         for key, value in defaults.items():
@@ -229,6 +236,7 @@ def generate(net: Network, plan: ForwardPlan, *, check: bool = True) -> Result:
         code = _code(net, plan, notes)
     if check:
         _run_once(net, model, state)
+        progress.stage("check")
     return Result(
         network=net, plan=plan, code=code, weights=weights_bytes(state), notes=notes
     )
@@ -254,6 +262,7 @@ def _code(net: Network, plan: ForwardPlan, notes: list[str]) -> str:
             "NOT_LAYER_OUTPUTS",
             "load_model",
             "_keep",
+            "BATCHNORM_FOLDS",
         }
         - _allowed_extras(net)
     )

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 import numpy as np
 
+from codegen.fusion import batchnorm_folds, fold_imports
 from codegen.helpers import closure, templates_dir
 from codegen.ir import (
     Call,
@@ -216,9 +217,12 @@ def render(net: Network, plan: ForwardPlan, about: list[str], class_doc: str) ->
             outputs_with_classes=_classes(net),
             weights_name=WEIGHTS_NAME,
             converters=converters,
+            folds=batchnorm_folds(net),
             imports="",
         )
-        imports = _imports(_USES.get(), [i for h in helpers for i in h.imports])
+        imports = _imports(
+            _USES.get(), [i for h in helpers for i in h.imports] + fold_imports(net)
+        )
     finally:
         _USES.reset(token)
     return text.replace("# {imports}\n", imports, 1)

@@ -7,7 +7,7 @@ import io
 import numpy as np
 
 
-def weights_bytes(state: dict[str, np.ndarray]) -> bytes:
+def weights_bytes(state: dict[str, np.ndarray]) -> memoryview:
     """Serialize ``state`` (sorted keys, float32 as MATLAB computes) in memory.
 
     Saving to a buffer, not a path, keeps the archive's inner folder name
@@ -30,7 +30,7 @@ def weights_bytes(state: dict[str, np.ndarray]) -> bytes:
         tensors[key] = torch.from_numpy(value)
     buffer = io.BytesIO()
     torch.save(tensors, buffer)
-    return buffer.getvalue()
+    return buffer.getbuffer()  # the buffer itself: getvalue() would copy it
 
 
 def _c_strides(value: np.ndarray) -> tuple[int, ...]:
