@@ -36,7 +36,7 @@ from codegen.parse import parse
 from codegen.plan import ForwardPlan, plan_forward
 from codegen.render import WEIGHTS_NAME, converter_names, render
 from codegen.text import doc, plain_sizes
-from codegen.weights import weights_bytes
+from codegen.weights import Weights
 
 MODEL_NAME = "model.py"
 
@@ -48,7 +48,7 @@ class Result:
     network: Network
     plan: ForwardPlan
     code: str
-    weights: bytes | memoryview
+    weights: Weights  # bytes(result.weights) serializes them
     notes: list[str] = field(default_factory=list)
     written: tuple[Path, ...] = ()
 
@@ -176,7 +176,7 @@ def convert(
     result = generate(net, plan, check=check)
     if out_dir is not None:
         result.written = write_outputs(Path(out_dir), result, force=force)
-        progress.stage("write", f"weights {progress.megabytes(len(result.weights))}")
+        progress.stage("write", f"weights {progress.megabytes(result.weights.nbytes)}")
     return result
 
 
@@ -238,7 +238,7 @@ def generate(net: Network, plan: ForwardPlan, *, check: bool = True) -> Result:
         _run_once(net, model, state)
         progress.stage("check")
     return Result(
-        network=net, plan=plan, code=code, weights=weights_bytes(state), notes=notes
+        network=net, plan=plan, code=code, weights=Weights(state), notes=notes
     )
 
 
@@ -385,7 +385,10 @@ def _example(t: Any, steps: int) -> list[int]:
 def write_outputs(out_dir: Path, result: Result, *, force: bool) -> tuple[Path, ...]:
     """Write both files or neither: temporary files first, then renames."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    targets = {MODEL_NAME: result.code.encode(), WEIGHTS_NAME: result.weights}
+    targets: dict[str, bytes | Weights] = {
+        MODEL_NAME: result.code.encode(),
+        WEIGHTS_NAME: result.weights,
+    }
     if not force and (out_dir / MODEL_NAME).exists():
         raise ConversionError(
             f"{out_dir / MODEL_NAME} exists already.",
@@ -399,7 +402,10 @@ def write_outputs(out_dir: Path, result: Result, *, force: bool) -> tuple[Path, 
             fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=out_dir)
             temps[name] = tmp
             with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
+                if isinstance(data, Weights):
+                    data.write(fh)  # streamed: no second copy of the weights
+                else:
+                    fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 is not what users expect

@@ -3,16 +3,39 @@
 from __future__ import annotations
 
 import io
+from typing import IO, Any
 
 import numpy as np
 
 
-def weights_bytes(state: dict[str, np.ndarray]) -> memoryview:
-    """Serialize ``state`` (sorted keys, float32 as MATLAB computes) in memory.
+class Weights:
+    """The state_dict to save, written straight into the output file.
 
-    Saving to a buffer, not a path, keeps the archive's inner folder name
-    fixed ("archive") whatever the output file is called.
+    Holding the arrays rather than the serialized bytes keeps one copy of
+    the weights in memory instead of two (the archive is streamed to disk).
+    Writing to a file object, not a path, keeps the archive's inner folder
+    name fixed ("archive") whatever the output file is called.
     """
+
+    def __init__(self, state: dict[str, np.ndarray]) -> None:
+        self.tensors = _tensors(state)
+
+    def write(self, fh: IO[bytes]) -> None:
+        import torch
+
+        torch.save(self.tensors, fh)
+
+    def __bytes__(self) -> bytes:
+        buffer = io.BytesIO()
+        self.write(buffer)
+        return buffer.getvalue()
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.nbytes for t in self.tensors.values())
+
+
+def _tensors(state: dict[str, np.ndarray]) -> dict[str, Any]:
     import torch
 
     tensors = {}
@@ -28,9 +51,7 @@ def weights_bytes(state: dict[str, np.ndarray]) -> memoryview:
             value = value.copy()
         seen.add(value.__array_interface__["data"][0])
         tensors[key] = torch.from_numpy(value)
-    buffer = io.BytesIO()
-    torch.save(tensors, buffer)
-    return buffer.getbuffer()  # the buffer itself: getvalue() would copy it
+    return tensors
 
 
 def _c_strides(value: np.ndarray) -> tuple[int, ...]:

@@ -12,7 +12,7 @@ from conftest import assert_parity, convert_records, import_generated
 
 import examples
 
-FOLDING = ["digits_cnn", "residual_dag"]
+FOLDING = ["digits_cnn", "residual_dag", "feature_regression"]
 
 
 def _outputs(model: torch.nn.Module, inputs: list[torch.Tensor]) -> list[np.ndarray]:

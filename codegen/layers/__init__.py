@@ -132,7 +132,7 @@ class Layer:
         arr = np.asarray(value)
         if arr.dtype.kind not in "fiub":
             raise LayerError(f"its '{key}' holds {arr.dtype} data, not numbers.")
-        return arr.astype(np.float32)
+        return arr.astype(np.float32, copy=False)  # float32 files: no copy
 
     def state_value(self, key: str) -> np.ndarray | None:
         """A state such as HiddenState (``{Value, Remember}`` or an array)."""
