@@ -137,13 +137,16 @@ def _convert(args: argparse.Namespace) -> int:
 
     if not args.quiet and sys.stderr.isatty():
         progress.enable()
-    result = convert(
-        args.file,
-        args.output,
-        var=args.var,
-        class_name=args.class_name,
-        force=args.force,
-    )
+    try:
+        result = convert(
+            args.file,
+            args.output,
+            var=args.var,
+            class_name=args.class_name,
+            force=args.force,
+        )
+    finally:
+        progress.disable()
     net = result.network
     print(
         f"Converted '{net.variable}' ({net.matlab_class}, {len(net.nodes)} layers) "
