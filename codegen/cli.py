@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="nn.Module classes named after MATLAB layer classes, pasted instead of stubs",
     )
+    conv.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress lines (shown on a terminal's stderr otherwise)",
+    )
 
     insp = sub.add_parser(
         "inspect",
@@ -149,20 +155,25 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from codegen import stubs
+    from codegen import progress, stubs
     from codegen.pipeline import convert
 
     if args.check or args.diff:
         return _check(args)
-    result = convert(
-        args.file,
-        args.output,
-        var=args.var,
-        class_name=args.class_name,
-        force=args.force,
-        strict=args.strict,
-        custom_layers=args.custom_layers,
-    )
+    if not args.quiet and sys.stderr.isatty():
+        progress.enable()
+    try:
+        result = convert(
+            args.file,
+            args.output,
+            var=args.var,
+            class_name=args.class_name,
+            force=args.force,
+            strict=args.strict,
+            custom_layers=args.custom_layers,
+        )
+    finally:
+        progress.disable()
     net = result.network
     print(
         f"Converted '{net.variable}' ({net.matlab_class}, {len(net.nodes)} layers) "

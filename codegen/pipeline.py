@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from codegen import graph as graph_mod
-from codegen import matconvnet, stubs
+from codegen import matconvnet, progress, selfcheck, stubs
 from codegen.budget import check_untrained_size
 from codegen.diagnostics import ConversionError
 from codegen.format import format_source, top_level_names
@@ -35,7 +35,7 @@ from codegen.parse import parse
 from codegen.plan import ForwardPlan, plan_forward
 from codegen.render import WEIGHTS_NAME, converter_names, render
 from codegen.text import doc, plain_sizes
-from codegen.weights import weights_bytes
+from codegen.weights import Weights
 
 MODEL_NAME = "model.py"
 
@@ -47,7 +47,7 @@ class Result:
     network: Network
     plan: ForwardPlan
     code: str
-    weights: bytes
+    weights: bytes  # serialized once, as the regeneration compares and writes them
     notes: list[str] = field(default_factory=list)
     written: tuple[Path, ...] = ()
 
@@ -174,7 +174,11 @@ def convert(
         from codegen.regenerate import refuse_foreign
 
         refuse_foreign(Path(out_dir))  # a model.py mat2torch did not write
-    net, plan = build(load_graph(path, var), class_name)
+    loaded = load_graph(path, var)
+    progress.stage("read", f"{progress.megabytes(path.stat().st_size)}")
+    net, plan = build(loaded, class_name)
+    del loaded  # the decoded MATLAB records: the IR holds what it needs
+    progress.stage("parse", f"{len(net.nodes)} layers")
     if custom_layers is not None:
         net = stubs.use_custom(net, stubs.load_custom(Path(custom_layers)))
     if strict:
@@ -184,6 +188,7 @@ def convert(
         from codegen.regenerate import regenerate
 
         result.written = regenerate(Path(out_dir), result, force=force)
+        progress.stage("write", f"weights {progress.megabytes(len(result.weights))}")
     return result
 
 
@@ -224,6 +229,10 @@ def generate(net: Network, plan: ForwardPlan, *, check: bool = True) -> Result:
         )
     code = _code(net, plan, notes)
     check_untrained_size(net, code, state)
+    progress.stage("render and format", f"{len(code.splitlines())} lines")
+    import torch
+
+    progress.stage("import torch")
     model = _instantiate(net, code, state)
     missing = sorted(set(model.state_dict()) - set(state))
     if missing:
@@ -232,14 +241,17 @@ def generate(net: Network, plan: ForwardPlan, *, check: bool = True) -> Result:
             f"The .mat file holds no trained weights for {', '.join(net.untrained)}; "
             f"{WEIGHTS_NAME} holds PyTorch's default initialization (seed 0) for them."
         )
-        for key, value in model.state_dict().items():
+        torch.manual_seed(0)
+        defaults = type(model)().state_dict()
+        for key, value in defaults.items():
             if key in missing:
                 state[key] = value.detach().cpu().numpy()
         code = _code(net, plan, notes)
     if check:
         _run_once(net, model, state)
+        progress.stage("check")
     return Result(
-        network=net, plan=plan, code=code, weights=weights_bytes(state), notes=notes
+        network=net, plan=plan, code=code, weights=bytes(Weights(state)), notes=notes
     )
 
 
@@ -263,6 +275,7 @@ def _code(net: Network, plan: ForwardPlan, notes: list[str]) -> str:
             "NOT_LAYER_OUTPUTS",
             "load_model",
             "_keep",
+            "BATCHNORM_FOLDS",
         }
         - _allowed_extras(net)
     )
@@ -275,13 +288,10 @@ def _code(net: Network, plan: ForwardPlan, notes: list[str]) -> str:
 
 
 def _instantiate(net: Network, code: str, state: dict[str, np.ndarray]) -> Any:
-    import torch
-
     module = types.ModuleType("mat2torch_generated")
     module.__file__ = MODEL_NAME
     exec(compile(code, MODEL_NAME, "exec"), module.__dict__)
-    torch.manual_seed(0)
-    model = getattr(module, net.class_name)()
+    model = selfcheck.build_meta(getattr(module, net.class_name))
     expected = model.state_dict()
     unknown = sorted(set(state) - set(expected))
     wrong = sorted(
@@ -303,22 +313,14 @@ def _instantiate(net: Network, code: str, state: dict[str, np.ndarray]) -> Any:
     return model
 
 
-# The check forward pass is skipped when one observation's activations
-# would exceed this many values (a 3000×3000 U-Net needs gigabytes).
-CHECK_BUDGET = 100_000_000
-
-
 def _run_once(net: Network, model: Any, state: dict[str, np.ndarray]) -> None:
-    import torch
-
-    tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}
-    model.load_state_dict(tensors, strict=True)
-    model.eval()
-    if net.activation_size() > CHECK_BUDGET:
-        return
-    stubs.stand_ins(model, net)  # the check skips only the stubbed layers
-    with torch.no_grad():
-        model(*[_example(spec.type, example_steps(net, spec)) for spec in net.inputs])
+    loaded = selfcheck.load_strict(type(model), state)
+    stubs.stand_ins(loaded, net)  # the check skips only the stubbed layers
+    shapes = [
+        (tuple(_example(s.type, example_steps(net, s))), len(s.type.spatial))
+        for s in net.inputs
+    ]
+    selfcheck.prove_runs(loaded, shapes, net.activation_size())
 
 
 def _allowed_extras(net: Network) -> set[str]:
@@ -395,8 +397,5 @@ def example_steps(net: Network, spec: Any) -> int:
     return max(getattr(net.node(spec.layer), "min_length", 1), min(128, longest))
 
 
-def _example(t: Any, steps: int) -> Any:
-    import torch
-
-    shape = [1] + ([steps] if t.time else []) + [t.channels, *t.spatial]
-    return torch.zeros(shape)
+def _example(t: Any, steps: int) -> list[int]:
+    return [1] + ([steps] if t.time else []) + [t.channels, *t.spatial]

@@ -18,6 +18,7 @@ import jinja2
 import numpy as np
 
 from codegen import stubs, training
+from codegen.fusion import batchnorm_folds, fold_imports
 from codegen.helpers import closure, templates_dir
 from codegen.ir import (
     Call,
@@ -220,9 +221,12 @@ def render(net: Network, plan: ForwardPlan, about: list[str], class_doc: str) ->
             weights_name=WEIGHTS_NAME,
             converters=converters,
             training=training.render(net),
+            folds=batchnorm_folds(net),
             imports="",
         )
-        imports = _imports(_USES.get(), [i for h in helpers for i in h.imports])
+        imports = _imports(
+            _USES.get(), [i for h in helpers for i in h.imports] + fold_imports(net)
+        )
     finally:
         _USES.reset(token)
     return text.replace("# {imports}\n", imports, 1)

@@ -79,6 +79,8 @@ def _torch_weight(layer: Layer, w: np.ndarray, t: TensorType, out: int) -> np.nd
     if not t.spatial:
         return w2
     # Column j = h + H*w + H*W*c: a C-order index over (c, w, h).
+    # Through w2.T, which is MATLAB's memory as it is: one copy, not two.
     n = len(spatial)
-    w3 = w2.reshape(out, c, *reversed(spatial))
-    return w3.transpose(0, 1, *range(n + 1, 1, -1)).reshape(out, -1)
+    w3 = w2.T.reshape(c, *reversed(spatial), out)
+    w4 = w3.transpose(n + 1, 0, *range(n, 0, -1))
+    return np.ascontiguousarray(w4).reshape(out, -1)
