@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_linear_bn_eval
 
 WEIGHTS_FILE = Path(__file__).with_name("weights.pt")
 
@@ -28,6 +29,8 @@ LEARN_FACTORS = {
     "fc_2.bias": (1.0, 1.0),
     "fc_3.bias": (1.0, 1.0),
 }
+# load_model(fuse=True) folds each of these BatchNorms into the layer before it.
+BATCHNORM_FOLDS = (("fc_1", "bn_1"),)
 
 
 class MatlabHalfMSE(nn.Module):
@@ -125,10 +128,14 @@ def _keep(
     out[name] = y.clone()  # a later in-place step may overwrite y
 
 
-def load_model(path: str | Path = WEIGHTS_FILE, *, strict: bool = True) -> Layers:
+def load_model(
+    path: str | Path = WEIGHTS_FILE, *, strict: bool = True, fuse: bool = False
+) -> Layers:
     """The network with MATLAB's weights, in eval mode.
 
     strict=False leaves out the weights a hand-edited module no longer has or fits.
+    fuse=True folds each BatchNorm of BATCHNORM_FOLDS into the layer before it: the
+    same outputs, faster, for inference only (those BatchNorms become nn.Identity).
     """
     model = Layers()
     state = torch.load(path, weights_only=True)
@@ -136,7 +143,13 @@ def load_model(path: str | Path = WEIGHTS_FILE, *, strict: bool = True) -> Layer
         own = model.state_dict()
         state = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape}
     model.load_state_dict(state, strict=strict)
-    return model.eval()
+    model.eval()
+    if fuse:
+        for name, bn in BATCHNORM_FOLDS:
+            layer = getattr(model, name)
+            setattr(model, name, fuse_linear_bn_eval(layer, getattr(model, bn)))
+            setattr(model, bn, nn.Identity())
+    return model
 
 
 def from_matlab(array: object) -> torch.Tensor:
