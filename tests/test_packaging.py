@@ -52,7 +52,7 @@ def test_wheel_installs_and_converts_outside_the_checkout(tmp_path: Path) -> Non
     names = zipfile.ZipFile(wheel).namelist()
     assert "codegen/templates/model.py.jinja" in names
     assert "codegen/templates/layers/module.jinja" in names
-    assert "codegen/templates/helpers/same_padding.py.jinja" in names
+    assert "codegen/templates/helpers/same_padding.py" in names
 
     # A fresh venv that borrows only the dependencies (torch, numpy, ...) of
     # this one: a plain path entry, so the editable checkout is not visible.
