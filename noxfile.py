@@ -1,4 +1,4 @@
-"""nox sessions: tests, lint, examples (check goldens), examples_update."""
+"""nox sessions: tests, lint, examples (check goldens), examples_update, fuzz."""
 
 from __future__ import annotations
 
@@ -43,3 +43,11 @@ def examples(session: nox.Session) -> None:
 def examples_update(session: nox.Session) -> None:
     _install(session)
     session.run("python", "tests/update_examples.py")
+
+
+@nox.session(python="3.11")
+def fuzz(session: nox.Session) -> None:
+    """The long fuzz mode: 10,000 cases, time-boxed (not part of the default run)."""
+    _install(session)
+    args = session.posargs or ["--cases", "10000", "--minutes", "120"]
+    session.run("python", "tests/fuzz/long_run.py", *args)

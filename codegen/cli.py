@@ -46,7 +46,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="name of the generated nn.Module class (default: from the variable)",
     )
     conv.add_argument(
-        "--force", action="store_true", help="overwrite an existing model.py"
+        "--force",
+        action="store_true",
+        help="regenerate model.py from scratch, discarding your edits to it",
+    )
+    conv.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 if DIR is not up to date with FILE (for CI)",
+    )
+    conv.add_argument(
+        "--diff",
+        action="store_true",
+        help="write nothing; print what regenerating would change",
     )
     conv.add_argument(
         "--strict",
@@ -140,6 +152,8 @@ def _convert(args: argparse.Namespace) -> int:
     from codegen import stubs
     from codegen.pipeline import convert
 
+    if args.check or args.diff:
+        return _check(args)
     result = convert(
         args.file,
         args.output,
@@ -160,6 +174,26 @@ def _convert(args: argparse.Namespace) -> int:
     warning = stubs.warning(net)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    """--check / --diff: what a regeneration would do, with nothing written."""
+    from codegen.pipeline import convert
+    from codegen.regenerate import preview
+
+    result = convert(args.file, None, var=args.var, class_name=args.class_name)
+    current, diff, reasons = preview(
+        args.output, result, force=args.force, diff=args.diff
+    )
+    if diff:
+        print(diff, end="")
+    for reason in reasons:
+        print(f"mat2torch: {reason}", file=sys.stderr)
+    if args.check:
+        if current:
+            print(f"mat2torch: {args.output} is up to date with {args.file.name}.")
+        return 0 if current else 1
     return 0
 
 

@@ -6,10 +6,19 @@ import heapq
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from codegen.diagnostics import ConversionError
 from codegen.ir import Port
 from codegen.matfile import DETECTOR_CLASSES, NETWORK_CLASSES, MatObject
 from codegen.naming import fallback_name
+
+# Far beyond MATLAB's largest pretrained networks; a file claiming more is
+# damaged, and generating and formatting its code would take hours.
+MAX_LAYERS = 5_000
+_RESAVE = (
+    "Save the network again in MATLAB (save('net.mat','net')) and convert the new file."
+)
 
 # Named ports of multi-input/multi-output layers, by position.
 NAMED_PORTS = {
@@ -42,10 +51,21 @@ class LayerGraph:
 
 def build(value: Any, what: str) -> LayerGraph:
     """Layers and connections of a saved network, LayerGraph or layer array."""
+    from codegen import matconvnet  # MatConvNet structs (it imports this module)
+
+    if (found := matconvnet.build(value, what)) is not None:
+        return found
     matlab_class, layers, connections, outputs = _unpack(value, what)
     if not layers:
         raise ConversionError(f"{what} holds no layers.")
-    names = _names(layers)
+    if len(layers) > MAX_LAYERS:
+        raise ConversionError(
+            f"{what} has {len(layers):,} layers; mat2torch converts networks of up "
+            f"to {MAX_LAYERS:,} (MATLAB's largest pretrained networks have about "
+            "1,250), so the file is damaged or not a trained network.",
+            hint="Nothing was written.",
+        )
+    names = _names(layers, what)
     if connections is None:  # a chain
         inputs = {
             names[i]: ((Port(layer=names[i - 1]),) if i else ())
@@ -94,42 +114,85 @@ def _unpack(
         if not isinstance(inner, MatObject):
             raise ConversionError(f"{what}: this dlnetwork has no saved layer graph.")
         _, layers, connections, _ = _unpack(inner, what)
-        outputs = value.get("OutputNames")
-        names = tuple(outputs) if isinstance(outputs, list) else ()
-        if isinstance(outputs, str):
-            names = (outputs,)
-        return cls, layers, connections, names
+        return cls, layers, connections, _output_names(value, layers, what)
     layers = value.get("Layers")
     layers = [layers] if isinstance(layers, MatObject) else layers
     layers = layers if isinstance(layers, list) else []
     if cls == "SeriesNetwork":
         return cls, layers, None, ()
     conns = value.get("Connections")
-    return cls, layers, _connections(conns), ()
+    return cls, layers, _connections(conns, what), ()
 
 
-def _connections(table: Any) -> list[tuple[str, str]]:
+def _output_names(
+    value: MatObject, layers: list[MatObject], what: str
+) -> tuple[str, ...]:
+    """dlnetwork OutputNames, each naming a layer of the network."""
+    outputs = value.get("OutputNames")
+    if outputs is None or np.size(outputs) == 0:
+        return ()
+    names = (outputs,) if isinstance(outputs, str) else outputs
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ConversionError(
+            f"{what}: its OutputNames holds {_kind(outputs)}, not layer names; "
+            "the file is damaged.",
+            hint=_RESAVE,
+        )
+    known = {_name_text(layer, i, what) for i, layer in enumerate(layers)}
+    for name in names:
+        if name and name not in known and name.rpartition("/")[0] not in known:
+            raise ConversionError(
+                f"{what}: its OutputNames names {name!r}, which is not a layer of "
+                "the network; the file is damaged.",
+                hint=_RESAVE,
+            )
+    return tuple(names)
+
+
+def _connections(table: Any, what: str) -> list[tuple[str, str]]:
     if not isinstance(table, dict) or "Source" not in table:
         return []
+    sources, targets = table.get("Source"), table.get("Destination")
+    if not isinstance(sources, list) or not isinstance(targets, list):
+        raise ConversionError(
+            f"{what}: its Connections table has no Source/Destination columns of "
+            "layer names; the file is damaged.",
+            hint=_RESAVE,
+        )
+    if len(sources) != len(targets):
+        raise ConversionError(
+            f"{what}: its Connections table has {len(sources)} sources but "
+            f"{len(targets)} destinations; the file is damaged.",
+            hint=_RESAVE,
+        )
 
     def text(v: Any) -> str:
         while isinstance(v, list) and len(v) == 1:
             v = v[0]
-        return str(v)
+        if not isinstance(v, str):
+            raise ConversionError(
+                f"{what}: its Connections table holds {_kind(v)} where a layer "
+                "name belongs; the file is damaged.",
+                hint=_RESAVE,
+            )
+        return v
 
-    return [
-        (text(s), text(d))
-        for s, d in zip(table["Source"], table["Destination"], strict=True)
-    ]
+    return [(text(s), text(d)) for s, d in zip(sources, targets, strict=True)]
 
 
-def _names(layers: list[MatObject]) -> list[str]:
+def _kind(v: Any) -> str:
+    if isinstance(v, np.ndarray):
+        return f"a {'×'.join(map(str, v.shape))} {v.dtype} array"
+    return f"a {type(v).__name__}"
+
+
+def _names(layers: list[MatObject], what: str = "") -> list[str]:
     """Layer names; unnamed layers get class-based names like MATLAB's."""
+    texts = [_name_text(layer, i, what) for i, layer in enumerate(layers)]
     names: list[str] = []
     counts: dict[str, int] = {}
-    taken = {str(layer.get("Name") or "") for layer in layers}
-    for layer in layers:
-        name = str(layer.get("Name") or "")
+    taken = set(texts)
+    for layer, name in zip(layers, texts, strict=True):
         if not name or name in names:
             base = name or fallback_name(layer.classname)
             n = counts.get(base, 0)
@@ -142,6 +205,22 @@ def _names(layers: list[MatObject]) -> list[str]:
             name = candidate
         names.append(name)
     return names
+
+
+def _name_text(layer: MatObject, i: int, what: str) -> str:
+    """A layer's Name as text ('' when unnamed); refuse a Name that is data."""
+    name = layer.get("Name")
+    if isinstance(name, list) and len(name) == 1:
+        name = name[0]
+    if name is None or (not isinstance(name, str) and np.size(name) == 0):
+        return ""
+    if not isinstance(name, str):
+        raise ConversionError(
+            f"{what}: layer {i + 1} ({layer.classname}) has {_kind(name)} as "
+            "its Name, not text; the file is damaged.",
+            hint=_RESAVE,
+        )
+    return name
 
 
 def _port(text: str, default_names: tuple[str, ...]) -> tuple[str, int]:
@@ -170,8 +249,28 @@ def _connect(
             raise ConversionError(
                 f"{what}: connection {src!r} → {dst!r} names a layer that is not in the network."
             )
-        slots[d_layer][d_index] = Port(layer=s_layer, index=s_index)
+        port = Port(layer=s_layer, index=s_index)
+        if slots[d_layer].get(d_index, port) != port:
+            raise ConversionError(
+                f"{what}: input {dst!r} is connected twice (from "
+                f"{_port_text(slots[d_layer][d_index])!r} and {src!r}); the file is "
+                "damaged.",
+                hint=_RESAVE,
+            )
+        slots[d_layer][d_index] = port
+    for n in names:
+        if sorted(slots[n]) != list(range(len(slots[n]))):
+            missing = min(set(range(len(slots[n]) + 1)) - set(slots[n]))
+            raise ConversionError(
+                f"{what}: layer {n!r} has input {max(slots[n]) + 1} connected but "
+                f"not input {missing + 1}; the file is damaged.",
+                hint=_RESAVE,
+            )
     return {n: tuple(slots[n][i] for i in sorted(slots[n])) for n in names}
+
+
+def _port_text(port: Port) -> str:
+    return port.layer if port.index == 0 else f"{port.layer}/out{port.index + 1}"
 
 
 def _topological(

@@ -7,10 +7,12 @@ from typing import Any
 
 import numpy as np
 
+from codegen.diagnostics import ConversionError
 from codegen.ir import TensorType
 from codegen.matfile import MatObject
 from codegen.parse import parse_layers
-from codegen.pipeline import load_graph
+from codegen.pipeline import Loaded, build, generate, load_graph
+from codegen.plan import ForwardPlan
 from codegen.stubs import Stub
 
 
@@ -80,11 +82,14 @@ def inspect(path: Path, var: str | None = None) -> dict[str, Any]:
             )
         if "Normalization" in rec:
             entry["normalization"] = _normalization(rec)
-        classes = rec.get("Categories") or rec.get("ClassNames")
+        classes = next(
+            (rec.get(k) for k in ("Categories", "ClassNames") if k in rec), None
+        )
         if isinstance(classes, list) and classes:
             entry["classes"] = [str(c) for c in classes]
         layers.append(entry)
     refused = [e for e in layers if e["status"] not in ("supported", "stub")]
+    problem = "" if refused else _whole_network_problem(layers, loaded)
     return {
         "file": path.name,
         "variable": name,
@@ -94,8 +99,40 @@ def inspect(path: Path, var: str | None = None) -> dict[str, Any]:
         "total_learnables": sum(e["learnables"] for e in layers),
         "refused": sum(e["status"] == "refused" for e in layers),
         "stubs": sum(e["status"] == "stub" for e in layers),
-        "convertible": not refused,
+        "convertible": not refused and not problem,
+        **({"problem": problem} if problem else {}),
     }
+
+
+def _whole_network_problem(layers: list[dict[str, Any]], loaded: Loaded) -> str:
+    """What convert would still refuse once every layer is supported.
+
+    The same steps as convert short of writing (outputs, names, plan,
+    generated code, the size budget and the check forward pass), so the two
+    never disagree.
+    """
+    try:
+        net, plan = build(loaded)
+        _add_forward(layers, plan)
+        generate(net, plan, check=True)
+    except ConversionError as exc:
+        return exc.render()
+    return ""
+
+
+def _add_forward(layers: list[dict[str, Any]], plan: ForwardPlan) -> None:
+    """What forward() does with each layer, from the plan render uses: the
+    variable its output goes to and whether it overwrites its input."""
+    steps = {s.node.name: s for s in plan.steps}
+    for entry in layers:
+        step = steps.get(entry["name"])
+        if step is not None:
+            entry["forward"] = {"variable": step.outs[0], "in_place": step.in_place}
+        elif entry["name"] in plan.input_layers:
+            entry["forward"] = {
+                "variable": plan.variable(entry["name"]),
+                "in_place": False,
+            }
 
 
 def render_text(report: dict[str, Any]) -> str:
@@ -145,7 +182,11 @@ def render_text(report: dict[str, Any]) -> str:
                 " ..." if len(e["classes"]) > 20 else ""
             )
             lines.append(f"Classes of {e['name']!r} ({len(e['classes'])}): {shown}")
-    if report["convertible"] and report["stubs"]:
+    if report.get("problem"):
+        lines.append(
+            f"Every layer converts, but the network does not: {report['problem']}"
+        )
+    elif report["convertible"] and report["stubs"]:
         lines.append(
             f"Converts with {report['stubs']} stub layer(s) to write by hand "
             "(--strict refuses them)."

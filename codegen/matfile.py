@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from codegen import untrusted
 from codegen.diagnostics import ConversionError
 
 # Object references (`[0xDD000000, ndims, dims..., ids..., class]`) that mat-io
@@ -83,27 +84,47 @@ class Variable:
 
 def list_variables(path: Path) -> list[Variable]:
     """List a file's variables without decoding them."""
-    _check_readable(path)
-    try:
-        with _quiet():
-            from matio import whosmat
-
-            info = whosmat(str(path))
-    except Exception as exc:  # mat-io raises many types on damaged files
-        raise _unreadable(path, exc) from exc
+    info = _decode(path, _whos, str(path))
     return [Variable(name, str(cls)) for name, (_shape, cls) in info.items()]
 
 
 def load_variables(path: Path, names: list[str]) -> dict[str, Any]:
     """Decode the named variables into plain records."""
-    _check_readable(path)
-    try:
-        with _quiet(), _heterogeneous_array_fix():
-            from matio import load_from_mat
+    return _decode(path, _load, path, names)
 
-            raw = load_from_mat(str(path), variable_names=names)
-    except Exception as exc:
-        raise _unreadable(path, exc) from exc
+
+def _decode(path: Path, fn: Any, *args: Any) -> Any:
+    """Check the file's structure, then run mat-io on it in a child process
+    (codegen.untrusted): a damaged file must not crash or exhaust this one."""
+    _check_readable(path)
+    layout = untrusted.scan(path)
+    _import_reader()
+    try:
+        return untrusted.run_isolated(path, layout, fn, *args)
+    except untrusted.Failed as exc:
+        raise _unreadable(path, exc.type_name, exc.message) from None
+
+
+def _import_reader() -> None:
+    """Import mat-io here, once, rather than in every child that reads."""
+    with _quiet():
+        import matio
+        import matio.subsystem.subsys
+        import matio.utils.matclass  # noqa: F401
+
+
+def _whos(path: str) -> dict[str, Any]:
+    with _quiet():
+        from matio import whosmat
+
+        return whosmat(path)
+
+
+def _load(path: Path, names: list[str]) -> dict[str, Any]:
+    with _quiet(), _heterogeneous_array_fix():
+        from matio import load_from_mat
+
+        raw = load_from_mat(str(path), variable_names=names)
     out: dict[str, Any] = {}
     for name in names:
         if name in raw:
@@ -132,9 +153,13 @@ def _check_readable(path: Path) -> None:
             "not the .mat file itself.",
             hint="Fetch the real file with `git lfs pull` and convert that.",
         )
-    if len(head) < 128 or not (
-        head.startswith(b"MATLAB") or head[:8] == b"\x89HDF\r\n\x1a\n"
-    ):
+    if head[:8] == b"\x89HDF\r\n\x1a\n":  # MATLAB puts its header first
+        raise ConversionError(
+            f"{path.name} is an HDF5 file without MATLAB's 512-byte header, so not "
+            "a file saved by MATLAB (save -v7.3 writes one).",
+            hint="Pass a file written by MATLAB's save command.",
+        )
+    if len(head) < 128 or not head.startswith(b"MATLAB"):
         if _looks_like_v4(head):
             return
         raise ConversionError(
@@ -153,11 +178,11 @@ def _looks_like_v4(head: bytes) -> bool:
     return mopt in (0, 10, 11) or int.from_bytes(head[:4], "big") in (0, 10, 11)
 
 
-def _unreadable(path: Path, exc: Exception) -> ConversionError:
-    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+def _unreadable(path: Path, type_name: str, message: str) -> ConversionError:
+    detail = message.strip().splitlines()[0] if message.strip() else ""
     return ConversionError(
         f"{path.name} could not be read as a .mat file; it looks truncated or "
-        f"corrupt ({type(exc).__name__}{': ' + detail if detail else ''}).",
+        f"corrupt (the MAT reader says {type_name}{': ' + detail if detail else ''}).",
         hint="Save the network again in MATLAB (save('net.mat','net')) and "
         "copy the file anew.",
     )

@@ -15,10 +15,13 @@ from codegen.ir import InputSpec, Network, Node, OutputSpec, Port, TensorType
 from codegen.layers import Layer, LayerError, Untranslatable, attention, registry
 from codegen.matfile import MatObject
 from codegen.naming import class_name as make_class_name
+from codegen.ports import check_output_ports, missing_port
 from codegen.text import doc
 
 # Toolboxes whose layers are MathWorks' own; anything else is user code.
 BUILTIN_PREFIXES = ("nnet.", "vision.", "rl.", "images.", "audio.", "textanalytics.")
+# MatConvNet's own types (codegen/matconvnet.py) are not user code either.
+BUILTIN_PREFIXES += ("matconvnet.", "dagnn.")
 
 
 @dataclass
@@ -49,6 +52,9 @@ def parse_layers(graph: LayerGraph) -> Parsed:
         missing = [p.layer for p in ports if p not in types]
         if missing:  # an upstream layer failed; it is reported already
             first = missing[0]
+            if first in out.nodes:  # it ran, but has no such output
+                out.problems[name] = missing_port(name, record.classname, ports, types)
+                continue
             out.blocked[name] = out.blocked.get(first, first)
             continue
         in_types = tuple(types[p] for p in ports)
@@ -86,8 +92,10 @@ def parse_layers(graph: LayerGraph) -> Parsed:
                 "internal",
                 name,
                 record.classname,
-                f"could not be read ({type(exc).__name__}: {exc}).",
-                "Please report this with the .mat file.",
+                f"its saved fields could not be read ({type(exc).__name__}: {exc}): "
+                "the file is damaged, or comes from a release mat2torch has not met.",
+                "Save the network again in MATLAB; if the new file fails the "
+                "same way, open an issue with it.",
             )
             continue
         _add(out, node)
@@ -185,6 +193,7 @@ def _network(
     )
     if not inputs:
         raise ConversionError(f"{source}: variable '{variable}' has no input layer.")
+    check_output_ports(by_name, output_names, f"{source}: variable '{variable}'")
     outputs = tuple(_output(by_name, name) for name in output_names)
     constants, detector_notes = _detector_constants(graph, outputs)
     return Network(

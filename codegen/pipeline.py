@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import keyword
-import os
-import tempfile
+import re
 import textwrap
 import types
 from dataclasses import dataclass, field
@@ -17,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from codegen import graph as graph_mod
-from codegen import stubs
+from codegen import matconvnet, stubs
+from codegen.budget import check_untrained_size
 from codegen.diagnostics import ConversionError
 from codegen.format import format_source, top_level_names
 from codegen.graph import LayerGraph
@@ -29,7 +29,6 @@ from codegen.matfile import (
     SHALLOW_CLASSES,
     Variable,
     list_variables,
-    load_variables,
 )
 from codegen.naming import MODULE_ATTRIBUTES, name_network, reserved_names
 from codegen.parse import parse
@@ -60,15 +59,16 @@ class Loaded:
     path: Path
     variable: str
     graph: LayerGraph
+    record: Any  # the decoded variable (MatConvNet's meta is read from it)
 
 
 def load_graph(path: Path, var: str | None = None) -> Loaded:
     """read → graph: the network variable of ``path`` and its layer graph."""
     path = Path(path)
     name = choose_variable(path, var)
-    record = load_variables(path, [name])[name]
+    record = matconvnet.load(path, name)
     graph = graph_mod.build(record, f"{path.name}: variable '{name}'")
-    return Loaded(path=path, variable=name, graph=graph)
+    return Loaded(path=path, variable=name, graph=graph, record=record)
 
 
 def build(loaded: Loaded, class_name: str | None = None) -> tuple[Network, ForwardPlan]:
@@ -79,7 +79,7 @@ def build(loaded: Loaded, class_name: str | None = None) -> tuple[Network, Forwa
         variable=loaded.variable,
         class_name=class_name,
     )
-    net = name_network(net)
+    net = name_network(matconvnet.finish(net, loaded.record))
     return net, plan_forward(net)
 
 
@@ -99,6 +99,9 @@ def is_network_variable(v: Variable) -> bool:
 def choose_variable(path: Path, var: str | None) -> str:
     variables = list_variables(path)
     candidates = [v for v in variables if is_network_variable(v)]
+    candidates = candidates or [
+        v for v in variables if matconvnet.holds_network(path, v)
+    ]
     listing = ", ".join(f"'{v.name}' ({v.classname})" for v in candidates)
     if var is not None:
         found = [v for v in variables if v.name == var]
@@ -111,7 +114,9 @@ def choose_variable(path: Path, var: str | None) -> str:
                     else _no_network_hint(variables)
                 ),
             )
-        if not is_network_variable(found[0]):
+        if not is_network_variable(found[0]) and not matconvnet.holds_network(
+            path, found[0]
+        ):
             raise ConversionError(
                 f"{path.name}: variable '{var}' is a {found[0].classname}, not a network.",
                 hint=f"Networks in the file: {listing}." if candidates else "",
@@ -165,11 +170,10 @@ def convert(
     path = Path(path)
     if class_name is not None:
         validate_class_name(class_name)
-    if out_dir is not None and not force and (Path(out_dir) / MODEL_NAME).exists():
-        raise ConversionError(
-            f"{Path(out_dir) / MODEL_NAME} exists already.",
-            hint="Pass --force to overwrite it, or choose another output folder.",
-        )
+    if out_dir is not None and not force:
+        from codegen.regenerate import refuse_foreign
+
+        refuse_foreign(Path(out_dir))  # a model.py mat2torch did not write
     net, plan = build(load_graph(path, var), class_name)
     if custom_layers is not None:
         net = stubs.use_custom(net, stubs.load_custom(Path(custom_layers)))
@@ -177,7 +181,9 @@ def convert(
         stubs.refuse(net)
     result = generate(net, plan, check=check)
     if out_dir is not None:
-        result.written = write_outputs(Path(out_dir), result, force=force)
+        from codegen.regenerate import regenerate
+
+        result.written = regenerate(Path(out_dir), result, force=force)
     return result
 
 
@@ -217,6 +223,7 @@ def generate(net: Network, plan: ForwardPlan, *, check: bool = True) -> Result:
             f"The .mat file holds NaN weights for {', '.join(nan)}; copied as they are."
         )
     code = _code(net, plan, notes)
+    check_untrained_size(net, code, state)
     model = _instantiate(net, code, state)
     missing = sorted(set(model.state_dict()) - set(state))
     if missing:
@@ -377,8 +384,9 @@ def _matlab_layout(fmt: str) -> str:
 
 
 def class_doc(net: Network) -> str:
-    count = len(net.nodes)
-    return f"MATLAB {net.matlab_class} with {count} layer{'s' if count != 1 else ''}, layer for layer."
+    # no layer count: inserting a layer must not change an unrelated line
+    shown = re.sub(r"[^\w .()]", "?", net.matlab_class)  # from the file: keep it inert
+    return f"MATLAB {shown}, layer for layer."
 
 
 def example_steps(net: Network, spec: Any) -> int:
@@ -392,40 +400,3 @@ def _example(t: Any, steps: int) -> Any:
 
     shape = [1] + ([steps] if t.time else []) + [t.channels, *t.spatial]
     return torch.zeros(shape)
-
-
-# --------------------------------------------------------------------------
-# Writing
-
-
-def write_outputs(out_dir: Path, result: Result, *, force: bool) -> tuple[Path, ...]:
-    """Write both files or neither: temporary files first, then renames."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    targets = {MODEL_NAME: result.code.encode(), WEIGHTS_NAME: result.weights}
-    if not force and (out_dir / MODEL_NAME).exists():
-        raise ConversionError(
-            f"{out_dir / MODEL_NAME} exists already.",
-            hint="Pass --force to overwrite it, or choose another output folder.",
-        )
-    temps: dict[str, str] = {}
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        for name, data in targets.items():
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=out_dir)
-            temps[name] = tmp
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 is not what users expect
-        for name, tmp in temps.items():
-            os.replace(tmp, out_dir / name)
-    except OSError as exc:
-        for tmp in temps.values():
-            Path(tmp).unlink(missing_ok=True)
-        raise ConversionError(
-            f"could not write into {out_dir}: {exc.strerror or exc}.",
-            hint="Check that the folder is writable and the disk has space.",
-        ) from exc
-    return tuple(out_dir / name for name in targets)

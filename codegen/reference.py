@@ -167,6 +167,16 @@ def run_graph(
 
 def matlab_graph(record: Any) -> tuple[list[MatObject], list[tuple[str, str]] | None]:
     """Layers and connections as MATLAB saved them (None for a chain)."""
+    from codegen import matconvnet
+
+    if matconvnet.kind(record):  # its records are named; wire them by name
+        g = matconvnet.build(record, "network")
+        pairs = [
+            (f"{p.layer}/out{p.index + 1}", f"{name}/in{i + 1}")
+            for name in g.names
+            for i, p in enumerate(g.inputs[name])
+        ]
+        return list(g.layers), pairs
     if isinstance(record, MatObject) and record.classname.startswith("nnet.cnn.layer."):
         record = [record]
     if isinstance(record, list):
@@ -1376,3 +1386,251 @@ def self_attention(layer: MatObject, xs: list[Value]) -> list[Value]:
             parts.append(V[h * dv : (h + 1) * dv] @ (e / e.sum(axis=0, keepdims=True)))
         out.append(Wo @ np.concatenate(parts, axis=0) + bo)
     return [Value(np.stack(out, axis=1), "CBT")]
+
+
+# --------------------------------------------------------------------------
+# MatConvNet (SimpleNN types and DagNN blocks)
+#
+# Written from MatConvNet's own documentation and sources (github.com/vlfeat/
+# matconvnet, matlab/vl_nn*.m, matlab/simplenn/vl_simplenn.m, matlab/+dagnn,
+# matlab/src/bits/impl/*_cpu.cpp), in MatConvNet's H×W×C×N layout, without
+# the toolbox functions above. Records are those of codegen.matconvnet:
+# MatConvNet's field names, parameters under filters/biases/multipliers/
+# moments/scale. Every function is the forward pass of vl_simplenn(...,
+# 'mode', 'test') / DagNN eval in test mode.
+
+
+def _mcn_vector(layer: MatObject, key: str, n: int, default: float) -> list[int]:
+    """A scalar (all sides) or a full vector: pad/crop [t b l r], stride [y x]."""
+    v = field(layer, key)
+    a = np.asarray(default if v is None else v, dtype=float).ravel()
+    return [int(x) for x in (np.repeat(a, n) if a.size == 1 else a)]
+
+
+def _mcn_4d(a: np.ndarray) -> np.ndarray:
+    """MATLAB drops trailing singleton dimensions; put them back (H×W×C×N)."""
+    return a.reshape(a.shape + (1,) * (4 - a.ndim))
+
+
+@ref("matconvnet.input")
+def mcn_input(layer: MatObject, xs: list[Value]) -> list[Value]:
+    """The user's preprocessing: bsxfun(@minus, x, net.meta.normalization.averageImage)."""
+    x = images(xs[0])
+    avg = field(layer, "averageImage")
+    if avg is not None:
+        a = np.asarray(avg, dtype=float)
+        if a.ndim <= 2 and 1 in a.shape and a.size == x.shape[2]:
+            a = a.reshape(1, 1, -1)  # a per-channel vector
+        x = x - _mcn_4d(a)
+    return [Value(x, "SSCB")]
+
+
+@ref("matconvnet.conv", "dagnn.Conv")
+def mcn_conv(layer: MatObject, xs: list[Value]) -> list[Value]:
+    """vl_nnconv: F is H×W×FC×K, cross-correlation (no flip); FC divides C into
+    G = C/FC groups of consecutive channels, filters split in G consecutive
+    groups; Pad [t b l r] of zeros; YH = floor((H+t+b-(FH-1)·DY-1)/SY)+1."""
+    x = images(xs[0])
+    W = _mcn_4d(learn(layer, "filters"))
+    kh, kw, fc, K = W.shape
+    H, Wd, C, N = x.shape
+    G = C // fc
+    t, b, left, r = _mcn_vector(layer, "pad", 4, 0)
+    sy, sx = _mcn_vector(layer, "stride", 2, 1)
+    dy, dx = _mcn_vector(layer, "dilate", 2, 1)
+    xp = np.pad(x, ((t, b), (left, r), (0, 0), (0, 0)))
+    Ho = (H + t + b - (kh - 1) * dy - 1) // sy + 1
+    Wo = (Wd + left + r - (kw - 1) * dx - 1) // sx + 1
+    y = np.zeros((Ho, Wo, K, N))
+    Kg = K // G
+    for g in range(G):
+        for u in range(kh):
+            for v in range(kw):
+                slab = xp[
+                    u * dy : u * dy + (Ho - 1) * sy + 1 : sy,
+                    v * dx : v * dx + (Wo - 1) * sx + 1 : sx,
+                    g * fc : (g + 1) * fc,
+                ]
+                part = np.tensordot(slab, W[u, v, :, g * Kg : (g + 1) * Kg], (2, 0))
+                y[:, :, g * Kg : (g + 1) * Kg] += part.transpose(0, 1, 3, 2)
+    bias = learn(layer, "biases")
+    if bias is not None:
+        y = y + bias.reshape(1, 1, K, 1)
+    return [Value(y, "SSCB")]
+
+
+@ref("matconvnet.convt", "dagnn.ConvTranspose")
+def mcn_convt(layer: MatObject, xs: list[Value]) -> list[Value]:
+    """vl_nnconvt: the transpose of vl_nnconv. F is H×W×K×D (filter k is
+    F(:,:,k,:)); input pixel (i,j) adds x·F into output (UP·i+u, UP·j+v);
+    then Crop [t b l r]: YH = UPH·(XH−1) + FH − t − b. NumGroups G: the D
+    input channels and the filters' depth split in G consecutive groups, each
+    making K outputs (K·G in all)."""
+    x = images(xs[0])
+    W = _mcn_4d(learn(layer, "filters"))
+    kh, kw, K, D = W.shape
+    H, Wd, _, N = x.shape
+    G = int(num(layer, "numGroups", 1))
+    uy, ux = _mcn_vector(layer, "upsample", 2, 1)
+    t, b, left, r = _mcn_vector(layer, "crop", 4, 0)
+    full = np.zeros(((H - 1) * uy + kh, (Wd - 1) * ux + kw, K * G, N))
+    dg = D // G
+    for g in range(G):
+        xg = x[:, :, g * dg : (g + 1) * dg]
+        for u in range(kh):
+            for v in range(kw):
+                part = np.tensordot(xg, W[u, v, :, g * dg : (g + 1) * dg], (2, 1))
+                full[
+                    u : u + (H - 1) * uy + 1 : uy,
+                    v : v + (Wd - 1) * ux + 1 : ux,
+                    g * K : (g + 1) * K,
+                ] += part.transpose(0, 1, 3, 2)
+    y = full[t : full.shape[0] - b, left : full.shape[1] - r]
+    bias = learn(layer, "biases")
+    if bias is not None:
+        y = y + bias.reshape(1, 1, K * G, 1)
+    return [Value(y, "SSCB")]
+
+
+@ref("matconvnet.pool", "dagnn.Pooling")
+def mcn_pool(layer: MatObject, xs: list[Value]) -> list[Value]:
+    """vl_nnpool (pooling_cpu.cpp): each window is clipped to the image, so
+    padding never enters a max, and an average divides by the number of real
+    pixels in the clipped window; YH = floor((H+t+b-POOLY)/SY)+1."""
+    x = images(xs[0])
+    H, Wd = x.shape[:2]
+    py, px = _mcn_vector(layer, "pool", 2, 1)
+    sy, sx = _mcn_vector(layer, "stride", 2, 1)
+    t, b, left, r = _mcn_vector(layer, "pad", 4, 0)
+    method = text(layer, "method", "max")
+    Ho, Wo = (H + t + b - py) // sy + 1, (Wd + left + r - px) // sx + 1
+    y = np.zeros((Ho, Wo, *x.shape[2:]))
+    for i in range(Ho):
+        y1 = i * sy - t
+        y2, y1 = min(y1 + py, H), max(y1, 0)
+        for j in range(Wo):
+            x1 = j * sx - left
+            x2, x1 = min(x1 + px, Wd), max(x1, 0)
+            window = x[y1:y2, x1:x2]
+            if method == "max":
+                y[i, j] = window.max(axis=(0, 1))
+            else:
+                y[i, j] = window.sum(axis=(0, 1)) / ((y2 - y1) * (x2 - x1))
+    return [Value(y, "SSCB")]
+
+
+@ref("matconvnet.relu", "dagnn.ReLU")
+def mcn_relu(layer: MatObject, xs: list[Value]) -> list[Value]:
+    """vl_nnrelu: y = max(x, 0) + leak·min(x, 0)."""
+    x = xs[0].data
+    return [
+        Value(np.maximum(x, 0) + num(layer, "leak", 0.0) * np.minimum(x, 0), "SSCB")
+    ]
+
+
+@ref("matconvnet.sigmoid", "dagnn.Sigmoid")
+def mcn_sigmoid(layer: MatObject, xs: list[Value]) -> list[Value]:
+    """vl_nnsigmoid: 1 / (1 + exp(-x))."""
+    return [Value(1.0 / (1.0 + np.exp(-xs[0].data)), "SSCB")]
+
+
+@ref("matconvnet.softmax", "dagnn.SoftMax")
+def mcn_softmax(layer: MatObject, xs: list[Value]) -> list[Value]:
+    """vl_nnsoftmax: over the third (feature channel) dimension at each pixel."""
+    x = images(xs[0])
+    e = np.exp(x - x.max(axis=2, keepdims=True))
+    return [Value(e / e.sum(axis=2, keepdims=True), "SSCB")]
+
+
+@ref("matconvnet.lrn", "matconvnet.normalize", "dagnn.LRN")
+def mcn_lrn(layer: MatObject, xs: list[Value]) -> list[Value]:
+    """vl_nnnormalize, PARAM = [N KAPPA ALPHA BETA]:
+    y = x / (KAPPA + ALPHA·sum_{q in Q(k)} x_q²)^BETA with
+    Q(k) = [max(1, k-floor((N-1)/2)), min(D, k+ceil((N-1)/2))]; ALPHA is not
+    divided by N (Caffe's alpha is N·ALPHA)."""
+    x = images(xs[0])
+    n, kappa, alpha, beta = np.asarray(field(layer, "param"), dtype=float).ravel()
+    D = x.shape[2]
+    y = np.empty_like(x)
+    for k in range(D):
+        lo = max(0, k - math.floor((n - 1) / 2))
+        hi = min(D - 1, k + math.ceil((n - 1) / 2))
+        ss = (x[:, :, lo : hi + 1] ** 2).sum(axis=2)
+        y[:, :, k] = x[:, :, k] / (kappa + alpha * ss) ** beta
+    return [Value(y, "SSCB")]
+
+
+@ref("matconvnet.bnorm", "dagnn.BatchNorm")
+def mcn_bnorm(layer: MatObject, xs: list[Value]) -> list[Value]:
+    """vl_nnbnorm with 'moments' (test mode): MOMENTS = [mu sigma] (C×2) with
+    sigma = sqrt(var + EPSILON) computed in training (bnorm_cpu.cpp,
+    compute_moments); forward_given_moments uses y = g·(x − mu)/sigma + b
+    and does not add EPSILON again."""
+    x = images(xs[0])
+    C = x.shape[2]
+    m = learn(layer, "moments").reshape(C, 2, order="F")
+    g = learn(layer, "multipliers").reshape(1, 1, C, 1)
+    b = learn(layer, "biases").reshape(1, 1, C, 1)
+    mu, sigma = m[:, 0].reshape(1, 1, C, 1), m[:, 1].reshape(1, 1, C, 1)
+    return [Value(g * (x - mu) / sigma + b, "SSCB")]
+
+
+@ref("matconvnet.dropout", "dagnn.DropOut")
+def mcn_dropout(layer: MatObject, xs: list[Value]) -> list[Value]:
+    """vl_simplenn test mode: res(i+1).x = res(i).x (DagNN: DropOut in 'test')."""
+    return [xs[0]]
+
+
+@ref(
+    "matconvnet.softmaxloss",
+    "matconvnet.loss",
+    "matconvnet.pdist",
+    "dagnn.Loss",
+    "dagnn.PDist",
+    "dagnn.EuclideanLoss",
+)
+def mcn_loss(layer: MatObject, xs: list[Value]) -> list[Value]:
+    """Training objectives: left out, the prediction passes through."""
+    return [xs[0]]
+
+
+@ref("dagnn.Sum")
+def mcn_sum(layer: MatObject, xs: list[Value]) -> list[Value]:
+    """dagnn.Sum: the sum of all its inputs (numInputs is transient: the arity
+    is the length of the layer's inputs)."""
+    total = images(xs[0]).copy()
+    for x in xs[1:]:
+        total = total + images(x)
+    return [Value(total, "SSCB")]
+
+
+@ref("dagnn.Concat")
+def mcn_concat(layer: MatObject, xs: list[Value]) -> list[Value]:
+    """dagnn.Concat: vl_nnconcat(inputs, dim), dim 3 (channels) by default."""
+    dim = int(num(layer, "dim", 3))
+    return [Value(np.concatenate([images(x) for x in xs], axis=dim - 1), "SSCB")]
+
+
+@ref("dagnn.Crop")
+def mcn_crop(layer: MatObject, xs: list[Value]) -> list[Value]:
+    """dagnn.Crop.getAdaptedCrops: cut inputs{1} to inputs{2}'s H×W; the top
+    (left) crop is min(crop(1), H1−H2), the rest comes off the bottom (right)."""
+    x, refv = images(xs[0]), images(xs[1])
+    cy, cx = _mcn_vector(layer, "crop", 2, 0)
+    dv, du = x.shape[0] - refv.shape[0], x.shape[1] - refv.shape[1]
+    top = dv - max(0, dv - cy)
+    left = du - max(0, du - cx)
+    return [Value(x[top : top + refv.shape[0], left : left + refv.shape[1]], "SSCB")]
+
+
+@ref("dagnn.Scale")
+def mcn_scale(layer: MatObject, xs: list[Value]) -> list[Value]:
+    """dagnn.Scale: bsxfun(@times, x, scale), then bsxfun(@plus, ., bias) with
+    the parameters in their saved MATLAB shapes."""
+    x = images(xs[0])
+    y = x * _mcn_4d(learn(layer, "scale"))
+    bias = learn(layer, "biases")
+    has_bias = field(layer, "hasBias")
+    if bias is not None and (has_bias is None or bool(np.ravel(has_bias)[0])):
+        y = y + _mcn_4d(bias)
+    return [Value(y, "SSCB")]

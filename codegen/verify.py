@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from codegen import refcheck, stubs
 from codegen import reference as R
-from codegen import stubs
 from codegen.diagnostics import ConversionError
 from codegen.ir import Network, TensorType
 from codegen.matfile import list_variables, load_variables
@@ -143,7 +143,10 @@ def verify(
                 hint="Verify a trained network, or pass --against with data saved in MATLAB.",
             )
         return _against_reference(path, net, model, atol, rtol, seed, torch)
-    return _against_file(Path(against), net, model, atol, rtol, torch)
+    ref = Path(against)
+    return refcheck.guarded(
+        ref, net, lambda: _against_file(ref, net, model, atol, rtol, torch)
+    )
 
 
 # --------------------------------------------------------------------------
@@ -288,11 +291,12 @@ def _to_model_layout(
 def _against_file(ref: Path, net: Network, model, atol, rtol, torch) -> Report:
     names = [v.name for v in list_variables(ref)]
     variables = load_variables(ref, names)
+    refcheck.check_numbers(ref, variables)
     xs = _numbered(variables, "X", len(net.inputs))
     ys = _numbered(variables, "Y", len(net.outputs))
     prefer_t = net.matlab_class.startswith("dlnetwork")
     sequence = net.inputs[0].type.time
-    report = Report(source=ref.name)
+    report = Report(source=ref.name, notes=refcheck.nan_notes(variables))
     if sequence and isinstance(xs[0], list):  # a cell array of C×T sequences
         results = []
         with torch.no_grad():
@@ -353,6 +357,11 @@ def _against_file(ref: Path, net: Network, model, atol, rtol, torch) -> Report:
     if isinstance(layer_names, list) and isinstance(layer_acts, list):
         known = {n.name for n in net.nodes}
         expected = {}
+        if len(layer_names) != len(layer_acts):
+            raise ConversionError(
+                f"names lists {len(layer_names)} layers but acts holds "
+                f"{len(layer_acts)} activations."
+            )
         for name, value in zip(layer_names, layer_acts, strict=True):
             name = str(name)
             if name in acts:

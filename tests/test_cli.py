@@ -43,6 +43,7 @@ def test_convert_success(tmp_path: Path) -> None:
         tmp_path / "out" / "weights.pt"
     ).is_file()
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "mat2torch-base.json",
         "model.py",
         "weights.pt",
     ]
@@ -106,7 +107,7 @@ def test_truncated_file(tmp_path: Path) -> None:
     data = (tmp_path / "full.mat").read_bytes()
     (tmp_path / "net.mat").write_bytes(data[: len(data) // 2])
     proc = mat2torch("convert", str(tmp_path / "net.mat"), "-o", str(tmp_path / "out"))
-    assert_clean_failure(proc, 1, "truncated or corrupt")
+    assert_clean_failure(proc, 1, "is truncated")
 
 
 def test_several_networks(tmp_path: Path) -> None:

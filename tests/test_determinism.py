@@ -45,7 +45,7 @@ def test_byte_identical_across_hash_seeds(tmp_path: Path) -> None:
     for mat in sources(tmp_path):
         first = convert_with_seed(mat, tmp_path / f"{mat.stem}-a", "1")
         second = convert_with_seed(mat, tmp_path / f"{mat.stem}-b" / "deeper", "4242")
-        assert first.keys() == {"model.py", "weights.pt"}
+        assert first.keys() == {"model.py", "weights.pt", "mat2torch-base.json"}
         assert first == second, mat.name
 
 

@@ -153,12 +153,14 @@ def test_generated_examples_pass_black_and_ruff() -> None:
 def test_registry_is_complete() -> None:
     """Each registered class has a template, a reference and a parity test."""
     import test_layers
+    import test_matconvnet
 
     from codegen.render import templates_dir
 
     tested = {
         layer.classname for make in test_layers.CASES.values() for layer in make()[0]
     }
+    tested |= test_matconvnet.covered_classes()
     reference = set(R.REFERENCE)
     for cls in registry():
         if TORCH_OF[cls].startswith("refused"):

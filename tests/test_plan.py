@@ -138,3 +138,15 @@ def test_write_mat_roundtrip_of_the_clash_network(tmp_path: Path) -> None:
     net, _ = build(load_graph(tmp_path / "n.mat"))
     idents = [n.ident for n in net.nodes] + [v for n in net.nodes for _, v in n.names]
     assert len(idents) == len(set(idents))
+
+
+def test_inspect_reports_the_plan_render_uses() -> None:
+    from codegen.inspection import inspect
+
+    report = inspect(REPO / "examples" / "residual_dag.mat")
+    forward = {e["name"]: e["forward"] for e in report["layers"] if "forward" in e}
+    assert forward["res2_bn2"] == {"variable": "res2_bn2", "in_place": False}
+    assert forward["res1_add"] == {"variable": "x", "in_place": True}
+    assert "classoutput" not in forward  # elided: forward returns softmax's output
+    code = (REPO / "generated_examples" / "residual_dag" / "model.py").read_text()
+    assert "res2_bn2 = self.res2_bn2(x)" in code and "x += stem_relu" in code

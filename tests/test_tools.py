@@ -15,7 +15,8 @@ from conftest import FIXTURES, REPO, require_fixtures
 from test_matfile import small_net
 
 from codegen import reference as R
-from codegen.matfile import write_mat
+from codegen.inspection import inspect
+from codegen.matfile import load_variables, write_mat
 from codegen.pipeline import convert
 
 
@@ -279,3 +280,22 @@ def test_verify_refuses_untrained_networks(tmp_path: Path) -> None:
     proc = mat2torch("verify", path, tmp_path / "out", "--var", "lgraph")
     assert proc.returncode == 1
     assert "no trained weights" in proc.stderr and "--against" in proc.stderr
+
+
+def test_inspect_counts_learnables_stored_as_bare_arrays() -> None:
+    """positionEmbeddingLayer keeps Weights as a bare array beside its
+    WeightLearnRateFactor; inspect once counted 0 learnables for it."""
+    require_fixtures()
+    path = (
+        FIXTURES
+        / "real"
+        / (
+            "matlab-deep-learning__transformer-networks-for-time-series-prediction"
+            "__transformer_demo.mat"
+        )
+    )
+    record = load_variables(path, ["net"])["net"]
+    layer = next(r for r in record.get("Layers") if r.get("Name") == "pos-emb")
+    size = int(layer.get("OutputSize").item()) * int(layer.get("MaxPosition").item())
+    entry = next(e for e in inspect(path)["layers"] if e["name"] == "pos-emb")
+    assert entry["learnables"] == size == 192

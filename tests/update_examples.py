@@ -21,6 +21,8 @@ from examples import EXAMPLES  # noqa: E402
 REPO = HERE.parent
 TABLE_START = "<!-- supported-layers:start -->"
 TABLE_END = "<!-- supported-layers:end -->"
+MATCONVNET_START = "<!-- matconvnet-layers:start -->"
+MATCONVNET_END = "<!-- matconvnet-layers:end -->"
 
 
 def build(mat_dir: Path, out_dir: Path) -> None:
@@ -44,9 +46,12 @@ def build(mat_dir: Path, out_dir: Path) -> None:
 
 def readme_with_table(text: str) -> str:
     start, end = text.index(TABLE_START), text.index(TABLE_END)
-    return (
+    text = (
         text[: start + len(TABLE_START)] + "\n" + supported_table() + "\n" + text[end:]
     )
+    start, end = text.index(MATCONVNET_START), text.index(MATCONVNET_END)
+    table = supported_table(matconvnet=True)
+    return text[: start + len(MATCONVNET_START)] + "\n" + table + "\n" + text[end:]
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ cannot convert; the pipeline collects those and reports them together.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
 from collections.abc import Callable
@@ -27,6 +28,7 @@ FAMILIES = (
     "function",
     "input",
     "linear",
+    "matconvnet",
     "norm",
     "output",
     "pool",
@@ -188,15 +190,37 @@ def register(*classnames: str, torch: str) -> Callable[[Handler], Handler]:
 
     def deco(fn: Handler) -> Handler:
         family = fn.__module__.rsplit(".", 1)[-1]
+        checked = _checked(fn, needs_input=family != "input")
         for name in classnames:
             if name in REGISTRY:
                 raise RuntimeError(f"{name} is registered twice")
-            REGISTRY[name] = fn
+            REGISTRY[name] = checked
             FAMILY_OF[name] = family
             TORCH_OF[name] = torch
         return fn
 
     return deco
+
+
+def _checked(fn: Handler, needs_input: bool) -> Handler:
+    """``fn`` behind the checks every layer gets (see codegen.layers.fields)."""
+    from codegen.layers.fields import check_fields
+
+    @functools.wraps(fn)
+    def handler(layer: Layer) -> Node:
+        problem = check_fields(layer.record)
+        if problem:
+            raise LayerError(
+                f"{problem}. The file is damaged or was not saved by MATLAB.",
+                "Save the network again in MATLAB and convert the new file.",
+            )
+        if needs_input and not layer.in_types:
+            raise LayerError(
+                "nothing is connected to its input (no connection leads into it)."
+            )
+        return fn(layer)
+
+    return handler
 
 
 def registry() -> dict[str, Handler]:
@@ -330,11 +354,21 @@ def collapse(values: tuple[int, ...]) -> int | tuple[int, ...]:
     return values[0] if len(set(values)) == 1 else values
 
 
-def supported_table() -> str:
-    """The README's supported-layer table, generated from the registry."""
+def supported_table(matconvnet: bool = False) -> str:
+    """The README's supported-layer table, generated from the registry.
+
+    ``matconvnet`` selects the MatConvNet table (SimpleNN types and DagNN
+    blocks) instead of the Deep Learning Toolbox one.
+    """
+    if matconvnet:
+        rows = ["| MatConvNet layer | generated PyTorch |", "|---|---|"]
+        for name in sorted(n for n in registry() if FAMILY_OF[n] == "matconvnet"):
+            rows.append(f"| `{name}` | {TORCH_OF[name]} |")
+        return "\n".join(rows)
     rows = ["| MATLAB class | family | generated PyTorch |", "|---|---|---|"]
     for name in sorted(registry(), key=lambda n: (FAMILY_OF[n], n)):
-        rows.append(f"| `{name}` | {FAMILY_OF[name]} | {TORCH_OF[name]} |")
+        if FAMILY_OF[name] != "matconvnet":
+            rows.append(f"| `{name}` | {FAMILY_OF[name]} | {TORCH_OF[name]} |")
     return "\n".join(rows)
 
 

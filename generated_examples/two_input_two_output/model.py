@@ -43,7 +43,7 @@ def same_padding(
 
 
 class Encoder(nn.Module):
-    """MATLAB dlnetwork with 10 layers, layer for layer."""
+    """MATLAB dlnetwork, layer for layer."""
 
     def __init__(self, normalize_input: bool = True) -> None:
         super().__init__()
@@ -102,9 +102,16 @@ def _keep(
 
 
 def load_model(path: str | Path = WEIGHTS_FILE, *, strict: bool = True) -> Encoder:
-    """The network with MATLAB's weights in eval mode (strict=False: into an edited one)."""
+    """The network with MATLAB's weights, in eval mode.
+
+    strict=False leaves out the weights a hand-edited module no longer has or fits.
+    """
     model = Encoder()
-    model.load_state_dict(torch.load(path, weights_only=True), strict=strict)
+    state = torch.load(path, weights_only=True)
+    if not strict:
+        own = model.state_dict()
+        state = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape}
+    model.load_state_dict(state, strict=strict)
     return model.eval()
 
 

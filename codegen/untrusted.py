@@ -1,0 +1,363 @@
+"""Reading files from strangers: check the structure, then decode in a child.
+
+mat-io's compiled v5 reader trusts the sizes and classes a file declares: a
+flipped byte can make it read past a buffer (segfault, bus error) or allocate
+what the file merely claims (a 2^31-element struct array). Two defences,
+both here so the rest of the code never meets them:
+
+1. ``scan`` walks a v7 file's element tags before mat-io sees it. Every
+   declared size is checked against the bytes present, and every compressed
+   element is inflated (counting, not keeping, the output) so a truncated or
+   damaged stream is named precisely and the decompressed size is known.
+2. ``run_isolated`` runs the decoder in a forked child under an address-space
+   limit (a fixed multiple of that decompressed size) and a CPU-time limit
+   (with a looser wall-clock backstop for a reader that blocks).
+   A crash, a memory blow-up or a hang in the child becomes a
+   ``ConversionError`` in the parent; the decoded records come back pickled.
+
+Where ``os.fork`` does not exist (Windows) the decoder runs in-process, with
+the structural checks only.
+"""
+
+from __future__ import annotations
+
+import functools
+import mmap
+import os
+import pickle
+import signal
+import struct
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from codegen.diagnostics import ConversionError
+
+MI_MATRIX = 14
+MI_COMPRESSED = 15
+HEADER = 128
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+# The child may use this much address space beyond what it starts with:
+# FIXED + FACTOR × the file's decompressed size. mat-io's measured peak is
+# 2.2-2.3× the decompressed size on weight-heavy files and 7.1× on a 10^5-layer
+# chain of objects (benchmarks/untrusted_read.py), so 16× leaves room.
+MEMORY_FIXED = 512 << 20
+MEMORY_FACTOR = 16
+# HDF5 (v7.3) files compress per chunk; their decompressed size is not known
+# up front, so the file size times this factor stands in for it.
+HDF5_EXPANSION = 8
+# Wall-clock limit: a fixed part plus time per decompressed megabyte.
+TIME_FIXED_S = 60.0
+TIME_PER_MB_S = 2.0
+# The limit is CPU time; wall-clock time may run this many times longer
+# (a loaded machine) before the child is killed as stuck.
+WALL_FACTOR = 5
+
+_HINT = (
+    "Save the network again in MATLAB (save('net.mat','net')) and copy the file anew."
+)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What the structural scan learnt about a file."""
+
+    version: str  # "v7" (v5 format, possibly compressed) or "v7.3" (HDF5)
+    size: int  # bytes on disk
+    decompressed: int  # bytes the decoder will see (estimate for HDF5)
+
+    @property
+    def memory_limit(self) -> int:
+        return MEMORY_FIXED + MEMORY_FACTOR * self.decompressed
+
+    @property
+    def time_limit(self) -> float:
+        return TIME_FIXED_S + TIME_PER_MB_S * self.decompressed / 1e6
+
+
+def corrupt(path: Path, what: str) -> ConversionError:
+    """The one wording for a damaged file: where, and what is wrong."""
+    return ConversionError(
+        f"{path.name} is damaged: {what}; it is not a .mat file MATLAB could load.",
+        hint=_HINT,
+    )
+
+
+# --------------------------------------------------------------------------
+# 1. structural scan
+
+
+def scan(path: Path) -> Layout:
+    """Check every top-level element of a v7 file against the bytes present.
+
+    Cached per file version: convert lists, then loads, the same file.
+    """
+    st = path.stat()
+    return _scan(path, st.st_size, (st.st_ino, st.st_mtime_ns, st.st_ctime_ns))
+
+
+@functools.lru_cache(maxsize=8)
+def _scan(path: Path, size: int, _version: tuple[int, int, int]) -> Layout:
+    with path.open("rb") as fh:
+        head = fh.read(HEADER)
+        if size >= 520:
+            fh.seek(512)
+            if fh.read(8) == HDF5_SIGNATURE:
+                return Layout("v7.3", size, size * HDF5_EXPANSION)
+    if head[:8] == HDF5_SIGNATURE:
+        return Layout("v7.3", size, size * HDF5_EXPANSION)
+    if not head.startswith(b"MATLAB") or len(head) < HEADER:
+        return Layout("other", size, size)  # level 4 or refused elsewhere
+    endian = head[126:128]
+    if endian not in (b"IM", b"MI"):
+        raise corrupt(
+            path,
+            f"its header's byte-order mark is {endian!r}, not 'IM' or 'MI' "
+            "(bytes 126-127)",
+        )
+    order = "<" if endian == b"IM" else ">"
+    if size == HEADER:
+        return Layout("v7", size, 0)
+    with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        starts, total = _walk(path, m, order)
+        _check_subsystem(path, head, order, starts, size)
+    return Layout("v7", size, total)
+
+
+def _walk(path: Path, m: mmap.mmap, order: str) -> tuple[set[int], int]:
+    size = len(m)
+    pos, total, starts = HEADER, 0, set()
+    while pos < size:
+        if size - pos < 8:
+            raise corrupt(
+                path,
+                f"it ends {size - pos} byte(s) into an element tag at byte {pos} "
+                "(the file is truncated)",
+            )
+        mdtype, nbytes = struct.unpack_from(order + "II", m, pos)
+        if mdtype >> 16:  # a small data element packed in its tag
+            raise corrupt(
+                path,
+                f"the top-level element at byte {pos} is not a variable (its tag "
+                "is that of a packed small data element)",
+            )
+        if mdtype not in (MI_MATRIX, MI_COMPRESSED):
+            raise corrupt(
+                path,
+                f"the top-level element at byte {pos} has data type {mdtype}, "
+                "not a variable (14) or compressed variable (15)",
+            )
+        if nbytes > size - pos - 8:
+            raise corrupt(
+                path,
+                f"the variable at byte {pos} declares {nbytes:,} bytes but only "
+                f"{size - pos - 8:,} follow (the file is truncated)",
+            )
+        starts.add(pos)
+        body = pos + 8
+        if mdtype == MI_COMPRESSED:
+            total += _inflated_size(path, m, body, nbytes, order)
+        else:
+            total += nbytes + 8
+        pos = body + nbytes + (-nbytes % 8 if mdtype == MI_MATRIX else 0)
+    return starts, total
+
+
+def _inflated_size(
+    path: Path, m: mmap.mmap, start: int, nbytes: int, order: str
+) -> int:
+    """Inflate one compressed variable, keeping only its first tag and length."""
+    inflater = zlib.decompressobj()
+    total, first = 0, b""
+    try:
+        chunk = 1 << 20
+        for offset in range(start, start + nbytes, chunk):
+            data = m[offset : min(offset + chunk, start + nbytes)]
+            while data:
+                out = inflater.decompress(data, 1 << 24)
+                total += len(out)
+                if len(first) < 8:
+                    first += out[: 8 - len(first)]
+                data = inflater.unconsumed_tail
+            if inflater.eof:
+                break
+    except zlib.error as exc:
+        raise corrupt(
+            path,
+            f"the compressed variable at byte {start - 8} does not inflate ({exc})",
+        ) from None
+    if not inflater.eof:
+        raise corrupt(
+            path,
+            f"the compressed variable at byte {start - 8} ends before its "
+            "compressed data does (truncated or damaged)",
+        )
+    if len(first) < 8:
+        raise corrupt(path, f"the compressed variable at byte {start - 8} is empty")
+    mdtype, inner = struct.unpack(order + "II", first)
+    if mdtype != MI_MATRIX:
+        raise corrupt(
+            path,
+            f"the compressed variable at byte {start - 8} does not hold a "
+            "variable (its first tag is not miMATRIX)",
+        )
+    if inner > total - 8:
+        raise corrupt(
+            path,
+            f"the compressed variable at byte {start - 8} declares {inner:,} bytes "
+            f"but inflates to only {total - 8:,}",
+        )
+    return total
+
+
+def _check_subsystem(
+    path: Path, head: bytes, order: str, starts: set[int], size: int
+) -> None:
+    raw = head[116:124]
+    if raw in (b" " * 8, b"\0" * 8):
+        return
+    offset = struct.unpack(order + "Q", raw)[0]
+    if offset and offset not in starts:
+        raise corrupt(
+            path,
+            f"its header places the object data (subsystem) at byte {offset:,}, "
+            f"where no variable starts (the file has {size:,} bytes)",
+        )
+
+
+# --------------------------------------------------------------------------
+# 2. decoding in a child process
+
+
+def run_isolated(path: Path, layout: Layout, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` in a forked child under ``layout``'s memory and time limits.
+
+    Exceptions raised by ``fn`` come back as ``("error", type, message)``;
+    its result comes back pickled.
+    """
+    if not hasattr(os, "fork"):
+        return fn(*args)
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        os.close(read_fd)
+        _child(write_fd, layout, fn, args)
+    os.close(write_fd)
+    # The CPU-time limit catches a spinning reader; this catches a stuck one.
+    deadline = time.monotonic() + WALL_FACTOR * layout.time_limit
+    try:
+        data = _read_all(read_fd, pid, deadline)
+    except BaseException:  # Ctrl-C: do not leave the reader running
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise
+    _, status = os.waitpid(pid, 0)
+    slow = os.WIFSIGNALED(status) and os.WTERMSIG(status) in (
+        signal.SIGXCPU,
+        signal.SIGKILL,
+    )
+    if data is None or slow:
+        raise corrupt(
+            path,
+            f"reading it took longer than {layout.time_limit:.0f} s, far longer "
+            "than a file of its size needs",
+        )
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        name = signal.Signals(sig).name if sig in signal.valid_signals() else sig
+        raise corrupt(
+            path,
+            f"the MAT reader (mat-io) crashed on it ({name}) because its "
+            "internal structure is inconsistent",
+        )
+    try:
+        kind, value = pickle.loads(data)
+    except Exception:
+        raise corrupt(path, "the MAT reader stopped without an answer") from None
+    if kind == "ok":
+        return value
+    if kind == "refused":
+        raise ConversionError(value[0], hint=value[1])
+    exc_type, message = value
+    if exc_type == "MemoryError":
+        raise corrupt(
+            path,
+            "it declares arrays far larger than the data it holds "
+            f"({layout.decompressed:,} bytes once decompressed)",
+        )
+    raise Failed(exc_type, message)
+
+
+class Failed(Exception):
+    """An exception the decoder raised in the child: its type name and text."""
+
+    def __init__(self, type_name: str, message: str) -> None:
+        super().__init__(message)
+        self.type_name = type_name
+        self.message = message
+
+
+def _child(write_fd: int, layout: Layout, fn: Callable[..., Any], args: Any) -> None:
+    code = 0
+    try:
+        import faulthandler
+
+        faulthandler.disable()  # a crash here is reported by the parent
+        try:
+            import resource
+
+            used = _address_space()
+            limit = used + layout.memory_limit
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+            seconds = int(layout.time_limit) + 1  # CPU time: immune to a busy machine
+            resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 5))
+        except (ImportError, ValueError, OSError):
+            pass
+        try:
+            payload = ("ok", fn(*args))
+        except MemoryError:
+            payload = ("error", ("MemoryError", ""))
+        except ConversionError as exc:
+            payload = ("refused", (exc.message, exc.hint))
+        except BaseException as exc:  # everything must come back as words
+            payload = ("error", (type(exc).__name__, str(exc)))
+        try:
+            data = pickle.dumps(payload, protocol=5)
+        except MemoryError:
+            data = pickle.dumps(("error", ("MemoryError", "")))
+        with os.fdopen(write_fd, "wb") as out:
+            out.write(data)
+    except BaseException:
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _address_space() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _read_all(fd: int, pid: int, deadline: float) -> bytes | None:
+    """Everything the child writes, or None if it overruns the deadline."""
+    import selectors
+
+    chunks: list[bytes] = []
+    with selectors.DefaultSelector() as sel:
+        sel.register(fd, selectors.EVENT_READ)
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0 or not sel.select(timeout=left):
+                    os.kill(pid, signal.SIGKILL)
+                    return None
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    return b"".join(chunks)
+                chunks.append(chunk)
+        finally:
+            os.close(fd)

@@ -1,0 +1,428 @@
+"""Broken and hostile files: one regression test per bug the fuzzer found.
+
+Every mutant is generated here from the project's own builders (never copied
+from ../shared). Each test states what the file says and checks the refusal
+names the file, the layer where there is one, and what is wrong.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+from typing import Any
+
+import matlab as M
+import numpy as np
+import pytest
+from test_matfile import small_net
+
+from codegen import untrusted
+from codegen.diagnostics import ConversionError
+from codegen.inspection import inspect, render_text
+from codegen.matfile import MatObject, write_mat
+from codegen.naming import fallback_name
+from codegen.pipeline import convert
+from codegen.verify import verify
+from examples import feature_regression, two_input_two_output
+
+sys.path.insert(0, str(Path(__file__).parent / "fuzz"))
+import fuzz_bytes
+
+
+def refused(
+    tmp_path: Path, variables: dict[str, Any] | None = None, **options: Any
+) -> str:
+    """Write ``variables`` (if given) to net.mat, convert, return the refusal."""
+    mat = tmp_path / "net.mat"
+    if variables is not None:
+        write_mat(mat, variables)
+    out = tmp_path / "out"
+    with pytest.raises(ConversionError) as info:
+        convert(mat, out, **options)
+    assert not out.exists() or not any(out.iterdir()), "written despite refusal"
+    text = info.value.render()
+    assert mat.name in text
+    assert "internal error" not in text.lower() and "please report" not in text.lower()
+    return text
+
+
+def chain(*layers: MatObject) -> dict[str, Any]:
+    return {"net": M.series(list(layers))}
+
+
+def fc(name: str, out: int, inputs: int, **changes: Any) -> MatObject:
+    g = np.random.default_rng(0)
+    layer = M.fully_connected(
+        name, g.standard_normal((out, inputs)).astype(np.float32), np.zeros(out)
+    )
+    return MatObject(layer.classname, {**layer.fields, **changes}, layer.saveobj)
+
+
+def with_fields(layer: MatObject, **changes: Any) -> MatObject:
+    return MatObject(layer.classname, {**layer.fields, **changes}, layer.saveobj)
+
+
+# --------------------------------------------------------------------------
+# the reader: native crashes, declared sizes, truncation
+
+
+def _raw_matio_dies(path: Path) -> bool:
+    """Whether mat-io, run unprotected in a fresh interpreter, is killed."""
+    code = (
+        "import sys\nfrom matio import load_from_mat\n"
+        "try:\n    load_from_mat(sys.argv[1])\nexcept BaseException:\n    pass\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, timeout=120
+    )
+    return proc.returncode < 0
+
+
+def test_native_crash_in_mat_io_becomes_a_refusal(tmp_path: Path) -> None:
+    """An inner-element mutant of an example that segfaults mat-io's reader."""
+    write_mat(tmp_path / "full.mat", two_input_two_output())
+    data = fuzz_bytes.inner(
+        (tmp_path / "full.mat").read_bytes(), 1095513148, 506456969, 2127877499
+    )
+    (tmp_path / "net.mat").write_bytes(data)
+    assert _raw_matio_dies(tmp_path / "net.mat"), "mutant no longer crashes mat-io"
+    text = refused(tmp_path)
+    assert "crashed" in text and ("SIGSEGV" in text or "SIGBUS" in text)
+
+
+def test_declared_size_beyond_the_data_is_refused(tmp_path: Path) -> None:
+    """A dimension set to ~2^31 inside a compressed element (32 GiB claimed)."""
+    write_mat(tmp_path / "full.mat", two_input_two_output())
+    data = fuzz_bytes.inner(
+        (tmp_path / "full.mat").read_bytes(), 3361672518, 580435377, 1456404716
+    )
+    (tmp_path / "net.mat").write_bytes(data)
+    assert "far larger than the data it holds" in refused(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("cut", "words"),
+    [
+        (lambda d: d[:60], "not a MATLAB .mat file"),
+        (lambda d: d[:300], "only"),
+        (lambda d: d[:-5], "truncated"),
+        (lambda d: d[:128] + d[136:], "not a variable"),
+    ],
+)
+def test_truncation_is_located(tmp_path: Path, cut: Any, words: str) -> None:
+    write_mat(tmp_path / "full.mat", {"net": small_net()})
+    (tmp_path / "net.mat").write_bytes(cut((tmp_path / "full.mat").read_bytes()))
+    assert words in refused(tmp_path)
+
+
+def test_damaged_compressed_stream_is_located(tmp_path: Path) -> None:
+    write_mat(tmp_path / "full.mat", {"net": small_net()})
+    data = bytearray((tmp_path / "full.mat").read_bytes())
+    data[128 + 8 + 40 : 128 + 8 + 80] = bytes(40)  # zeros inside the zlib stream
+    (tmp_path / "net.mat").write_bytes(bytes(data))
+    text = refused(tmp_path)
+    assert "compressed variable at byte 128" in text
+
+
+def test_subsystem_offset_outside_the_file(tmp_path: Path) -> None:
+    write_mat(tmp_path / "full.mat", {"net": small_net()})
+    data = bytearray((tmp_path / "full.mat").read_bytes())
+    data[116:124] = (len(data) + 1000).to_bytes(8, "little")
+    (tmp_path / "net.mat").write_bytes(bytes(data))
+    assert "subsystem" in refused(tmp_path)
+
+
+def test_scan_counts_the_decompressed_size(tmp_path: Path) -> None:
+    """The memory limit is a multiple of this; check it against zlib itself."""
+    write_mat(tmp_path / "net.mat", {"net": small_net()})
+    data = (tmp_path / "net.mat").read_bytes()
+    elements = fuzz_bytes._elements(data)
+    expected = sum(
+        len(zlib.decompress(data[o + 8 : o + 8 + n])) if t == 15 else n + 8
+        for o, t, n in elements
+    )
+    layout = untrusted.scan(tmp_path / "net.mat")
+    assert layout.decompressed == expected
+    assert layout.memory_limit == untrusted.MEMORY_FIXED + 16 * expected
+
+
+# --------------------------------------------------------------------------
+# the graph: connections, names, ports
+
+
+def test_connections_of_different_lengths(tmp_path: Path) -> None:
+    net = two_input_two_output()["encoder"]
+    graph = net.fields["LayerGraph"]
+    table = graph.fields["Connections"]
+    uneven = {  # a struct of two cell columns (the writer has no uneven tables)
+        "Source": [*table["Source"], "relu"],
+        "Destination": list(table["Destination"]),
+    }
+    net = with_fields(net, LayerGraph=with_fields(graph, Connections=uneven))
+    text = refused(tmp_path, {"encoder": net})
+    assert "10 sources but 9 destinations" in text
+
+
+def test_name_that_is_an_array(tmp_path: Path) -> None:
+    layers = [
+        M.feature_input("in", 3),
+        with_fields(M.relu("relu"), Name=M.d([1e9, 1e9])),
+    ]
+    text = refused(tmp_path, chain(*layers))
+    assert (
+        "layer 2 (nnet.cnn.layer.ReLULayer) has a 1×2 float64 array as its Name" in text
+    )
+
+
+def test_name_that_is_an_empty_array_means_unnamed(tmp_path: Path) -> None:
+    """numpy refuses the truth value of an empty array: this once escaped."""
+    layers = [
+        M.feature_input("in", 3),
+        with_fields(M.relu("relu"), Name=np.zeros((0, 0))),
+        M.regression("out"),
+    ]
+    write_mat(tmp_path / "net.mat", chain(*layers))
+    result = convert(tmp_path / "net.mat", None)
+    unnamed = fallback_name("nnet.cnn.layer.ReLULayer") + "_1"  # as if saved unnamed
+    assert [n.name for n in result.network.nodes] == ["in", unnamed, "out"]
+
+
+def test_layers_in_reverse_order_leave_a_layer_without_input(tmp_path: Path) -> None:
+    """A chain saved backwards: its first layer (an output) has no input."""
+    layers = [M.feature_input("in", 3), fc("fc", 2, 3), M.regression("out")][::-1]
+    text = refused(tmp_path, chain(*layers))
+    assert "layer 'out'" in text and "nothing is connected to its input" in text
+
+
+def test_duplicated_layer(tmp_path: Path) -> None:
+    """A layer listed twice in a DAG: the copy (renamed) has no connections."""
+    relu = M.relu("relu")
+    net = M.dag(
+        [M.feature_input("in", 3), relu, relu, M.regression("out")],
+        M.chain_pairs(["in", "relu", "out"]),
+    )
+    text = refused(tmp_path, {"net": net})
+    assert "layer 'relu_1'" in text and "nothing is connected" in text
+
+
+def test_connection_from_a_missing_output_port(tmp_path: Path) -> None:
+    net = M.dag(
+        [M.feature_input("in", 3), M.relu("relu"), M.regression("out")],
+        [("in", "relu"), ("relu/out2", "out")],
+    )
+    text = refused(tmp_path, {"net": net})
+    assert "layer 'out'" in text
+    assert "output 2 of layer 'relu', which has 1 output" in text
+
+
+def test_input_connected_twice(tmp_path: Path) -> None:
+    net = M.dag(
+        [M.feature_input("in", 3), M.relu("a"), M.relu("b"), M.regression("out")],
+        [("in", "a"), ("in", "b"), ("a", "out"), ("b", "out")],
+    )
+    assert "input 'out' is connected twice" in refused(tmp_path, {"net": net})
+
+
+def test_output_name_with_a_missing_port(tmp_path: Path) -> None:
+    net = two_input_two_output()["encoder"]
+    net = with_fields(net, OutputNames=["mu", "bounded/out7"])
+    text = refused(tmp_path, {"encoder": net})
+    assert "'bounded/out7'" in text and "has 1 output(s)" in text
+
+
+def test_output_name_of_a_missing_layer(tmp_path: Path) -> None:
+    net = with_fields(two_input_two_output()["encoder"], OutputNames=["nowhere"])
+    assert "names 'nowhere', which is not a layer" in refused(
+        tmp_path, {"encoder": net}
+    )
+
+
+def test_absurdly_long_chain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """10^5 layers would take hours to format; the cap is checked on a short
+    chain by lowering it (writing 10^5 layers here would take minutes)."""
+    from codegen import graph
+
+    monkeypatch.setattr(graph, "MAX_LAYERS", 50)
+    layers = [M.feature_input("in", 3)] + [M.relu(f"r{i}") for i in range(60)]
+    assert "has 61 layers" in refused(tmp_path, {"net": layers})
+
+
+# --------------------------------------------------------------------------
+# hyper-parameters MATLAB would never save
+
+
+IMPOSSIBLE = [
+    ("DropoutLayer", "Probability", 2.0**63, "between 0 and 1"),
+    ("DropoutLayer", "Probability", [1e9, 1e9], "between 0 and 1"),
+    ("FullyConnectedLayer", "OutputSize", -1, "positive whole numbers"),
+    ("FullyConnectedLayer", "OutputSize", 2.0**31, "far beyond"),
+    ("Convolution2DLayer", "DilationFactor", [0, 0], "positive whole numbers"),
+    ("Convolution2DLayer", "DilationFactor", [0.5, 0.5], "positive whole numbers"),
+    ("Convolution2DLayer", "FilterSize", [1e9, 1e9], "far beyond"),
+    ("Convolution2DLayer", "NumFilters", 0, "positive whole numbers"),
+    ("Convolution2DLayer", "Stride", [-1, -1], "positive whole numbers"),
+    ("BatchNormalizationLayer", "Epsilon", -1, "must be ≥ 0"),
+    ("BatchNormalizationLayer", "Epsilon", float("nan"), "not a finite number"),
+    ("ImageInputLayer", "InputSize", [1e9, 1e9, 1e9], "far beyond"),
+    ("Convolution2DLayer", "Stride", "abc", "the text 'abc'"),
+]
+
+
+def _cnn(**changes: dict[str, Any]) -> dict[str, Any]:
+    g = np.random.default_rng(0)
+    layers = [
+        M.image_input("in", (6, 6, 1)),
+        M.conv2d("conv", g.standard_normal((3, 3, 1, 2)).astype(np.float32), None),
+        M.batch_norm("bn", *(np.ones(2, np.float32),) * 4),
+        M.dropout("drop", 0.2),
+        fc("fc", 3, 32),
+        M.regression("out"),
+    ]
+    for i, layer in enumerate(layers):
+        short = layer.classname.rsplit(".", 1)[-1]
+        if short in changes:
+            layers[i] = with_fields(layer, **changes[short])
+    return chain(*layers)
+
+
+@pytest.mark.parametrize(("cls", "key", "value", "words"), IMPOSSIBLE)
+def test_impossible_hyper_parameter(
+    tmp_path: Path, cls: str, key: str, value: Any, words: str
+) -> None:
+    value = value if isinstance(value, str) else M.d(value)
+    text = refused(tmp_path, _cnn(**{cls: {key: value}}))
+    layer = {
+        "DropoutLayer": "drop",
+        "FullyConnectedLayer": "fc",
+        "Convolution2DLayer": "conv",
+        "BatchNormalizationLayer": "bn",
+        "ImageInputLayer": "in",
+    }[cls]
+    assert f"layer '{layer}'" in text and f"its {key}" in text and words in text
+
+
+def test_the_valid_network_of_those_tests_converts(tmp_path: Path) -> None:
+    """The mutants above differ from this network in one field only."""
+    write_mat(tmp_path / "net.mat", _cnn())
+    convert(tmp_path / "net.mat", tmp_path / "out")
+
+
+def test_untrained_layers_too_large_to_initialize(tmp_path: Path) -> None:
+    """Plausible sizes each, but together 2^24 × 2^24 untrained weights."""
+    empty = M.learnable(None)
+    layers = [
+        M.feature_input("in", 1 << 24),
+        M.layer(
+            "FullyConnectedLayer",
+            "fc",
+            version=3,
+            InputSize="auto",
+            OutputSize=M.d(1 << 24),
+            Weights=empty,
+            Bias=empty,
+        ),
+        M.regression("out"),
+    ]
+    names = ["in", "fc", "out"]
+    text = refused(tmp_path, {"lgraph": M.layer_graph(layers, M.chain_pairs(names))})
+    assert "without saved weights would need" in text and "'fc'" in text
+
+
+def test_handler_failure_is_not_called_an_internal_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Field sets a handler cannot read are reported as a damaged file."""
+    from codegen import layers
+
+    def broken(layer: Any) -> Any:
+        raise IndexError("tuple index out of range")
+
+    registry = dict(layers.registry())
+    registry["nnet.cnn.layer.ReLULayer"] = broken
+    monkeypatch.setattr("codegen.parse.registry", lambda: registry)
+    text = refused(tmp_path, chain(M.feature_input("in", 3), M.relu("relu")))
+    assert "layer 'relu'" in text and "damaged" in text
+
+
+# --------------------------------------------------------------------------
+# inspect
+
+
+def test_inspect_with_categories_as_numbers(tmp_path: Path) -> None:
+    layers = [
+        M.feature_input("in", 3),
+        fc("fc", 3, 3),
+        M.softmax("sm"),
+        with_fields(
+            M.classification("out", ["a", "b", "c"]), Categories=M.d([1, 2, 3])
+        ),
+    ]
+    write_mat(tmp_path / "net.mat", chain(*layers))
+    report = inspect(tmp_path / "net.mat")
+    assert "classes" not in report["layers"][-1]
+
+
+def test_inspect_agrees_with_convert(tmp_path: Path) -> None:
+    """Every layer is fine; the network's OutputNames is not: both refuse."""
+    net = with_fields(two_input_two_output()["encoder"], OutputNames=["bounded/out7"])
+    text = refused(tmp_path, {"encoder": net})
+    report = inspect(tmp_path / "net.mat")
+    assert report["refused"] == 0 and not report["convertible"]
+    assert report["problem"] in text
+    assert "but the network does not" in render_text(report)
+
+
+# --------------------------------------------------------------------------
+# verify --against with a malformed REF.mat
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    tmp = tmp_path_factory.mktemp("ref")
+    write_mat(tmp / "net.mat", feature_regression())
+    convert(tmp / "net.mat", tmp / "out")
+    return tmp / "net.mat", tmp / "out"
+
+
+def _x(n: int = 4) -> np.ndarray:
+    return np.random.default_rng(0).standard_normal((n, 12))
+
+
+BAD_REFS = [
+    ({"x": _x(), "Y": np.zeros((4, 2))}, "has no X"),
+    ({"X": "not numbers", "Y": np.zeros((4, 2))}, "'X' holds the text"),
+    ({"X": _x(), "Y": [np.zeros(2), "b"]}, "'Y' holds the text"),
+    ({"X": np.zeros((0, 0)), "Y": np.zeros((4, 2))}, "'X' is empty"),
+    ({"X": np.zeros((4, 9)), "Y": np.zeros((4, 2))}, "do not fit the network"),
+    ({"X": np.zeros((2, 3, 4)), "Y": np.zeros((4, 2))}, "do not fit the network"),
+    ({"X": _x(), "Y": np.zeros((7, 3))}, "does not match the model's tensor"),
+    (
+        {"X": _x(), "Y": np.zeros((4, 2)), "names": ["fc_1", "x"], "acts": [_x()]},
+        "names lists 2 layers but acts holds 1",
+    ),
+]
+
+
+@pytest.mark.parametrize(("variables", "words"), BAD_REFS)
+def test_verify_against_a_malformed_reference(
+    tmp_path: Path, converted: tuple[Path, Path], variables: dict, words: str
+) -> None:
+    mat, out = converted
+    write_mat(tmp_path / "REF.mat", variables)
+    with pytest.raises(ConversionError) as info:
+        verify(mat, out, against=tmp_path / "REF.mat")
+    text = info.value.render()
+    assert text.startswith("REF.mat: ") and words in text, text
+
+
+def test_verify_against_a_reference_with_nans(
+    tmp_path: Path, converted: tuple[Path, Path]
+) -> None:
+    mat, out = converted
+    y = np.full((4, 2), np.nan)
+    write_mat(tmp_path / "REF.mat", {"X": _x(), "Y": y})
+    report = verify(mat, out, against=tmp_path / "REF.mat")
+    assert not report.ok
+    assert any("holds 8 NaN value(s)" in n for n in report.notes)
