@@ -895,6 +895,11 @@ _FUNCTIONS: dict[str, Callable[..., np.ndarray]] = {
     "relu": lambda v: np.maximum(v, 0),
     "max": np.maximum,
     "min": np.minimum,
+    # sum/mean(x, k): over MATLAB dimension k, kept as size 1 (beyond ndims: x)
+    "sum": lambda v, k: np.sum(v, axis=int(k) - 1, keepdims=True) if k <= v.ndim else v,
+    "mean": lambda v, k: (
+        np.mean(v, axis=int(k) - 1, keepdims=True) if k <= v.ndim else v
+    ),
 }
 
 

@@ -426,6 +426,7 @@ def class_source(py: str, nodes: list[Stub]) -> str:
     doc_lines = [
         "Sizes the converter knows (N: batch, T: time steps):",
     ]
+    by_sizes: dict[str, list[str]] = {}  # layers with the same sizes share a line
     for n in nodes:
         ins = "; ".join(
             f"{a} ({doc(m)}): {_sizes(t)}"
@@ -435,9 +436,9 @@ def class_source(py: str, nodes: list[Stub]) -> str:
             f"{doc(p)}: {_sizes(t)}"
             for p, t in zip(n.port_names, n.out_types, strict=True)
         )
-        doc_lines.append(
-            plain_sizes(f"{doc(n.name)}: in {ins}. Out {outs}, {n.assumption}.")
-        )
+        text = plain_sizes(f"in {ins}. Out {outs}, {n.assumption}.")
+        by_sizes.setdefault(text, []).append(doc(n.name))
+    doc_lines += [f"{', '.join(names)}: {text}" for text, names in by_sizes.items()]
     if multi:
         doc_lines.append(
             f"Return the outputs in MATLAB's order: {', '.join(map(doc, first.port_names))}."

@@ -581,6 +581,19 @@ for name, text in {
     case(f"function-{name}")(make)
 
 
+# reductions over a MATLAB dimension (image-control-BC's soft normalisation)
+for name, text in {
+    "sum-channels": "@(W)W.^2./(sum(W.^2,3)+.01)",
+    "mean-rows": "@(x) x - mean(x, 1)",
+    "sum-singleton": "@(x) sum(x, 5) + x",
+}.items():
+
+    def make(text=text):
+        return img(M.function_layer("fn", text))
+
+    case(f"function-{name}")(make)
+
+
 # ---- graph layers: several inputs -----------------------------------------------------------
 
 

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import scipy.io
-from conftest import FIXTURES, require_fixtures
+import torch
+from conftest import FIXTURES, import_generated, require_fixtures
 
 from codegen import reference as R
 from codegen.cli import main
-from codegen.matfile import load_variables
+from codegen.matfile import load_variables, write_mat
+from codegen.pipeline import convert
 
 EEG = "matlab-deep-learning__Abnormal-EEG-Signal-Classification-Using-CNNs__eegNet.mat"
 GRADIENT = "pac48__latent-control-idea__network-gradient__dlnet.mat"
@@ -136,3 +138,52 @@ def test_custom_layers_are_pasted_and_checked(tmp_path: Path, capsys) -> None:
     mine.write_text(MY_LAYERS.replace("self.w = ", "self.v = "))
     assert main([*args, "--force"]) == 1
     assert "register each numeric matlab property" in capsys.readouterr().err.lower()
+
+
+def test_hand_written_stub_survives_regeneration(tmp_path: Path) -> None:
+    """The EEG network's identityLayer stubs, written by hand, are kept when a
+    changed copy of the network is converted into the same folder."""
+    require_fixtures()
+    record = load_variables(FIXTURES / "real" / EEG, ["net"])["net"]
+    first = tmp_path / "first.mat"
+    write_mat(first, {"net": record})
+    out = tmp_path / "out"
+    convert(first, out)
+    code = (out / "model.py").read_text()
+    mine, count = re.subn(
+        r"(class IdentityLayer\(nn\.Module\):.*?\"\"\"\n        ).*?raise NotImplementedError\(msg\)",
+        r"\1return x",
+        code,
+        count=1,
+        flags=re.S,
+    )
+    assert count == 1
+    (out / "model.py").write_text(mine)
+
+    layers = [
+        (
+            type(la)(
+                la.classname,
+                {**la.fields, "Probability": np.array([[0.3]])},
+                la.saveobj,
+            )
+            if la.get("Name") == "drop1"
+            else la
+        )
+        for la in record.get("Layers")
+    ]
+    changed = type(record)(
+        record.classname, {**record.fields, "Layers": layers}, record.saveobj
+    )
+    second = tmp_path / "second.mat"
+    write_mat(second, {"net": changed})
+    result = convert(second, out)
+    merged = (out / "model.py").read_text()
+    assert "nn.Dropout(0.3)" in merged  # the converter's change
+    body = merged[merged.index("class IdentityLayer") :]
+    body = body[: body.index("\nclass ")]
+    assert "return x" in body and "NotImplementedError" not in body  # the user's code
+    model = import_generated(out).load_model()  # and it runs
+    shape = result.network.inputs[0].type.torch_shape[1:]
+    with torch.no_grad():
+        assert model(torch.zeros(1, *shape)).shape[:2] == (1, 2)

@@ -42,7 +42,8 @@ def manifest_entry(name: str) -> dict:
     [
         ("brkgyln__VehicleDetection__cnn.mat", 0),
         ("giangcutebhc2__residual-unet__model.mat", 0),
-        ("tuzkreekman__mimo-detect-and-decode__trainedNet.mat", 1),
+        ("tuzkreekman__mimo-detect-and-decode__trainedNet.mat", 0),  # a stub
+        ("giangcutebhc2__residual-unet__residual_unet@3770d8e.mat", 1),
     ],
 )
 def test_inspect_json_on_real_files(file: str, code: int) -> None:
@@ -55,8 +56,10 @@ def test_inspect_json_on_real_files(file: str, code: int) -> None:
     assert [e["class"] for e in report["layers"]] == network["layer_classes"]
     assert report["convertible"] is (code == 0)
     for entry in report["layers"]:
-        assert entry["status"] in ("supported", "refused", "not checked")
-        if entry["status"] == "supported":
+        assert entry["status"] in ("supported", "stub", "refused", "not checked")
+        if entry["status"] == "stub":
+            assert entry["stub_of"] == entry["class"].rsplit(".", 1)[-1]
+        if entry["status"] in ("supported", "stub"):
             assert entry["outputs"] and "matlab_size" in entry["outputs"][0]
         else:
             assert entry["reason"]

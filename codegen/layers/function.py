@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar
 
-from codegen.ir import Node
+from codegen.ir import Node, TensorType
 from codegen.layers import Layer, LayerError, register
 from codegen.matfile import FunctionHandle
 from codegen.render import lit
@@ -43,9 +43,12 @@ BINARY = {
     "/": "/",
     "^": "**",
 }
+# MATLAB reduction over a dimension (kept, size 1) → torch function
+REDUCTIONS = {"sum": "torch.sum", "mean": "torch.mean"}
 SCALAR_ONLY = {"*", "/", "^"}  # matrix operators: element-wise only with a scalar side
 TOKEN = re.compile(
-    r"\s*(?:(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)|(?P<name>[A-Za-z]\w*)"
+    # '2./x' is 2 ./ x: a number's '.' never starts an element-wise operator
+    r"\s*(?:(?P<num>(?:\d+(?:\.(?![*/^])\d*)?|\.\d+)(?:[eE][+-]?\d+)?)|(?P<name>[A-Za-z]\w*)"
     r"|(?P<op>\.\*|\./|\.\^|[-+*/^(),]))"
 )
 
@@ -59,10 +62,13 @@ class Function(Node):
 class _Parser:
     """Recursive descent over MATLAB's precedence: + - < * / < unary < ^."""
 
-    def __init__(self, text: str, params: list[str]) -> None:
+    def __init__(
+        self, text: str, params: list[str], in_type: TensorType | None = None
+    ) -> None:
         self.tokens = self._lex(text)
         self.pos = 0
         self.params = params
+        self.in_type = in_type
 
     @staticmethod
     def _lex(text: str) -> list[tuple[str, str]]:
@@ -140,6 +146,8 @@ class _Parser:
                 return "{" + str(self.params.index(value)) + "}", False
             if value in ("max", "min"):
                 return self._clamp(value)
+            if value in REDUCTIONS:
+                return self._reduce(value)
             if value in FUNCTIONS:
                 template, _ = FUNCTIONS[value]
                 self.take("(")
@@ -161,13 +169,32 @@ class _Parser:
         bound = "min" if name == "max" else "max"
         return f"torch.clamp({tensor}, {bound}={number})", False
 
+    def _reduce(self, name: str) -> tuple[str, bool]:
+        """sum(x, k) / mean(x, k): over MATLAB dimension k of the input's format."""
+        self.take("(")
+        arg, scalar = self.sum()
+        self.take(",")
+        kind, dim = self.take()
+        self.take(")")
+        if scalar or kind != "num" or not float(dim).is_integer() or float(dim) < 1:
+            raise ValueError(f"{name}() needs an array and a dimension number")
+        if self.in_type is None:
+            raise ValueError(f"{name}() needs the input's format")
+        k = int(float(dim))
+        if k > len(self.in_type.matlab_format):  # a singleton dimension
+            return arg, False
+        if self.in_type.matlab_format[k - 1] == "B":
+            raise ValueError(f"{name}() over the batch dimension")
+        axis = self.in_type.torch_dim(k)
+        return f"{REDUCTIONS[name]}({arg}, dim={axis}, keepdim=True)", False
+
     @staticmethod
     def _check_scalar(op: str, left: bool, right: bool) -> None:
         if op in SCALAR_ONLY and not (left or right):
             raise ValueError(f"'{op}' between two arrays is a matrix operation")
 
 
-def translate(text: str, num_inputs: int) -> str:
+def translate(text: str, num_inputs: int, in_type: TensorType | None = None) -> str:
     """'@(x) 0.001*x' → '(0.001 * {0})'; raises ValueError if not element-wise."""
     m = re.fullmatch(r"\s*@\s*\(([^)]*)\)(.*)", text, re.S)
     if not m:
@@ -175,7 +202,7 @@ def translate(text: str, num_inputs: int) -> str:
     params = [p.strip() for p in m.group(1).split(",") if p.strip()]
     if len(params) != num_inputs or not all(p.isidentifier() for p in params):
         raise ValueError(f"it takes {len(params)} arguments for {num_inputs} inputs")
-    expr, scalar = _Parser(m.group(2), params).parse()
+    expr, scalar = _Parser(m.group(2), params, in_type).parse()
     if scalar:
         raise ValueError("it does not use its input")
     return _strip_outer(expr)
@@ -204,13 +231,14 @@ def function_layer(layer: Layer) -> Function:
     try:
         if outputs != 1:
             raise ValueError(f"it has {outputs} outputs")
-        expression = translate(text, len(layer.inputs))
+        expression = translate(text, len(layer.inputs), layer.in_types[0])
     except ValueError as exc:
         raise LayerError(
             f"its function {text!r} cannot be translated: {exc}.",
             hint="Only anonymous element-wise functions of the layer's inputs "
             "(numbers, + - .* ./ .^, exp, log, sqrt, abs, tanh, sigmoid, relu, "
-            "max/min with a number, ...) are translated; replace the layer in "
+            "max/min with a number, sum/mean over a dimension, ...) are translated; "
+            "replace the layer in "
             "MATLAB or write its PyTorch code by hand.",
         ) from None
     first = layer.in_type
