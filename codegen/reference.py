@@ -114,7 +114,11 @@ def run_graph(
     connections: list[tuple[str, str]],
     inputs: dict[str, np.ndarray],
 ) -> dict[str, list[Value]]:
-    """Run a layer graph given MATLAB's Source/Destination connection list."""
+    """Run a layer graph given MATLAB's Source/Destination connection list.
+
+    Input layers without an entry in ``inputs`` (left out of the network's
+    outputs' ancestry) are not run, nor is anything that depends on them.
+    """
     names = [str(layer.get("Name")) for layer in layers]
     by_name = dict(zip(names, layers, strict=True))
     sources: dict[str, dict[int, tuple[str, int]]] = {n: {} for n in names}
@@ -151,6 +155,8 @@ def run_graph(
             return results[name]
         layer = by_name[name]
         if not sources[name]:
+            if name not in inputs:
+                raise _NoInput(name)
             args = [Value(np.asarray(inputs[name], dtype=np.float64), "")]
         else:
             args = [
@@ -161,8 +167,15 @@ def run_graph(
         return results[name]
 
     for n in names:
-        evaluate(n)
+        try:
+            evaluate(n)
+        except _NoInput:
+            pass
     return results
+
+
+class _NoInput(Exception):
+    """A source layer that was given no input."""
 
 
 def matlab_graph(record: Any) -> tuple[list[MatObject], list[tuple[str, str]] | None]:

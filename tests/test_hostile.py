@@ -239,6 +239,22 @@ def test_output_name_of_a_missing_layer(tmp_path: Path) -> None:
     )
 
 
+def test_output_that_is_an_input_layer_verifies(tmp_path: Path) -> None:
+    """OutputNames naming one input of a two-input net: the network is that
+    input alone; the reference must not run the other input's branch."""
+    net = with_fields(two_input_two_output()["encoder"], OutputNames=["image"])
+    write_mat(tmp_path / "net.mat", {"encoder": net})
+    convert(tmp_path / "net.mat", tmp_path / "out")
+    assert verify(tmp_path / "net.mat", tmp_path / "out").ok
+
+
+def test_learnable_saved_as_a_cell(tmp_path: Path) -> None:
+    layer = fc("fc_1", 2, 3)
+    layer = with_fields(layer, Weights=[layer.fields["Weights"]])
+    text = refused(tmp_path, chain(M.feature_input("in", 3), layer))
+    assert "layer 'fc_1'" in text and "'Weights' holds a cell array" in text
+
+
 def test_absurdly_long_chain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """10^5 layers would take hours to format; the cap is checked on a short
     chain by lowering it (writing 10^5 layers here would take minutes)."""

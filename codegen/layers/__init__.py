@@ -146,6 +146,9 @@ class Layer:
             value = value.get("Value")
         if value is None or _is_empty(value):
             return None
+        if isinstance(value, (list, str)):
+            what = "a cell array" if isinstance(value, list) else "text"
+            raise LayerError(f"its '{key}' holds {what}, not a numeric array.")
         arr = np.asarray(value)
         if arr.dtype.kind not in "fiub":
             raise LayerError(f"its '{key}' holds {arr.dtype} data, not numbers.")

@@ -1,6 +1,9 @@
 """The long fuzz mode (`nox -s fuzz`): thousands of cases, every outcome counted.
 
 Usage: python tests/fuzz/long_run.py [--cases N] [--minutes M] [--log FILE]
+                                    [--seed S] [--weights B,R,N]
+
+Two runs with different seeds use both cores of a 2-core machine.
 
 Hypothesis generates the cases (seeded, so a run can be repeated); unlike
 the quick slice in the test suite, a bug does not stop the run: every case's
@@ -31,6 +34,11 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=120.0)
     parser.add_argument("--seed", type=int, default=16)
     parser.add_argument("--log", type=Path, default=Path("fuzz-log.jsonl"))
+    parser.add_argument(
+        "--weights",
+        default="8,2,1",
+        help="relative draws of byte mutants, record mutants and non-MAT files",
+    )
     args = parser.parse_args()
     stop = time.monotonic() + args.minutes * 60
     counts: Counter[str] = Counter()
@@ -41,6 +49,8 @@ def main() -> int:
         args.log.open("a") as log,
     ):
         work = Path(tmp) / "case"
+        b, r, n = (int(w) for w in args.weights.split(","))
+        mix = (b, r, n)
 
         @seed(args.seed)
         @settings(
@@ -52,7 +62,7 @@ def main() -> int:
         )
         # Byte mutants cost ~0.2 s, record mutants (most convert, then are
         # verified and inspected) ~5 s on a shared 2-core machine.
-        @given(case=cases(max_size=None, weights=(8, 2, 1)))
+        @given(case=cases(max_size=None, weights=mix))
         def one(case: Case) -> None:
             if time.monotonic() > stop:
                 return
