@@ -214,6 +214,13 @@ REAL_FACTORS = {
         )
     },
     "giangcutebhc2__residual-unet__model.mat": {"final_conv.bias": (1.0, 10.0)},
+    # an untrained LSTM (layer array): its factors still reach the groups
+    "Twinkle0829__Lstm-ins-gnss__layers_1.mat": {
+        "lstm.weight_ih_l0": (1.0, 0.9),
+        "lstm.weight_hh_l0": (1.0, 0.9),
+        "lstm.bias_ih_l0": (0.9, 0.0),
+        "lstm.bias_hh_l0": (0.9, 0.0),
+    },
     "airtonchagas__deep-learning-cifar-10__net.mat": {
         f"{c}.bias": (2.0, 0.0) for c in ("conv_1", "conv_2", "conv_3", "fc_1", "fc_2")
     },
@@ -328,6 +335,24 @@ def test_batchnorm_running_mean_follows_mean_decay(
     expected = batch if decay is None else decay * batch + (1 - decay) * mean
     bn_module = next(m for m in model.modules() if isinstance(m, nn.BatchNorm2d))
     np.testing.assert_allclose(bn_module.running_mean.numpy(), expected, rtol=1e-5)
+
+
+def test_a_variance_decay_pytorch_cannot_follow_is_said_in_the_docstring(
+    tmp_path: Path,
+) -> None:
+    import dataclasses
+
+    import matlab as M
+
+    bn = M.batch_norm("bn", np.zeros(2), np.ones(2), np.ones(2), np.zeros(2))
+    fields = {**bn.fields, "MeanDecay": M.d(0.1), "VarianceDecay": M.d(0.25)}
+    bn = dataclasses.replace(bn, fields=fields)
+    layers = [M.image_input("in", (4, 4, 2)), bn, M.regression("out")]
+    _, out = convert_records(tmp_path, {"net": M.series(layers)})
+    code = (out / "model.py").read_text()
+    docstring = code.split('"""')[1]
+    assert "VarianceDecay 0.25 differs" in " ".join(docstring.split())
+    assert "momentum=" not in code  # MeanDecay 0.1 is PyTorch's default
 
 
 @pytest.mark.parametrize(

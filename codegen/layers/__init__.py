@@ -231,12 +231,20 @@ def with_factors(layer: Layer, node: Node) -> Node:
     params = getattr(node, "params", None)
     if params is None:
         return node
-    if not params:  # untrained (layer graph): conv, FC and norm learnables only
+    # an untrained recurrent layer: PyTorch initializes both biases (nonzero),
+    # so bias_hh trains with the Bias factors
+    if not params and "InputWeights" in layer.record:
+        suffixes = ("", "_reverse") if getattr(node, "bidirectional", False) else ("",)
+        params = {
+            f"{k}_l0{suffix}": np.zeros(0)
+            for suffix in suffixes
+            for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        }
+    elif not params:  # untrained (layer graph): conv, FC and norm learnables
         params = {
             k: np.zeros(0)
             for k in ("weight", "bias")
             if layer.record.get(learnable_of(layer, k) or "") is not None
-            and "InputWeights" not in layer.record
         }
     biases = sum(v.size for k, v in params.items() if k.startswith("bias_"))
     bias = layer.learnable("Bias")

@@ -13,6 +13,7 @@ import numpy as np
 
 from codegen.ir import Call, ModuleNode, Relayout, WrappedModule
 from codegen.layers import Layer, LayerError, mat_reshape, register
+from codegen.text import doc
 
 
 def _affine(layer: Layer, c: int) -> dict[str, np.ndarray]:
@@ -72,7 +73,17 @@ def batch_norm(layer: Layer) -> ModuleNode:
         params["num_batches_tracked"] = np.array(0, dtype=np.int64)
     nd = max(len(t.spatial), 1)
     call = Call(f"nn.BatchNorm{nd}d", (c,), (*_eps(layer), *_momentum(layer)))
-    return _node(layer, call, params, sequence_channels_first=True)
+    node = _node(layer, call, params, sequence_channels_first=True)
+    if layer.has("VarianceDecay") and layer.has("MeanDecay"):
+        mean, var = layer.number("MeanDecay"), layer.number("VarianceDecay")
+        if mean != var:
+            note = (
+                f"{doc(layer.name)}: MATLAB's VarianceDecay {var:g} differs from its "
+                f"MeanDecay {mean:g}; PyTorch's one momentum follows MeanDecay, so "
+                "in training the running variance updates at that rate."
+            )
+            node = dataclasses.replace(node, notes=(*node.notes, note))
+    return node
 
 
 def _momentum(layer: Layer) -> tuple[tuple[str, object], ...]:
