@@ -88,10 +88,18 @@ def _loss_expr(net: Network, index: int, spec: OutputSpec) -> tuple[str, str]:
     return f"MatlabLossNotTranslated({layer!r}, {cls!r}, {why!r})", said
 
 
-def default_factors(key: str) -> tuple[float, float]:
+def default_factors(node: Node, key: str) -> tuple[float, float]:
     """The factors param_groups assumes for a learnable not in LEARN_FACTORS:
-    MATLAB's defaults, where biases (not norm offsets) have L2Factor 0."""
-    return 1.0, 0.0 if key.rsplit(".", 1)[-1].startswith("bias") else 1.0
+    MATLAB's defaults, where biases have L2Factor 0 but the offsets of norm
+    layers (modules whose weight is 1-D, as param_groups tells them) have 1."""
+    owner, _, last = key.rpartition(".")
+    weight = getattr(node, "params", {}).get(f"{owner}.weight" if owner else "weight")
+    offset = (
+        weight.ndim == 1
+        if weight is not None and weight.size
+        else node.matlab_class.endswith("NormalizationLayer")
+    )
+    return 1.0, 0.0 if last.startswith("bias") and not offset else 1.0
 
 
 def render(net: Network) -> dict[str, Any]:
@@ -106,7 +114,7 @@ def render(net: Network) -> dict[str, Any]:
     factors = {}
     for node in net.nodes:
         for key, rate, l2 in node.factors:
-            if (rate, l2) != default_factors(key):
+            if (rate, l2) != default_factors(node, key):
                 factors[f"{node.ident}.{key}"] = (rate, l2)
     return {
         "loss": body,

@@ -29,6 +29,10 @@ def learnable(value: np.ndarray | None) -> dict[str, Any]:
 
 
 def layer(cls: str, name: str, version: float = 1, **fields: Any) -> MatObject:
+    # MATLAB's default L2Factor is 0 for biases (BiasL2Factor), 1 for the rest
+    for key, value in fields.items():
+        if key.endswith("Bias") and isinstance(value, dict) and "L2Factor" in value:
+            fields[key] = {**value, "L2Factor": d(0)}
     return MatObject(
         NS + cls, {"Version": d(version), "Name": name, **fields}, saveobj=True
     )

@@ -26,14 +26,6 @@ WEIGHTS_FILE = Path(__file__).with_name("weights.pt")
 
 CLASSES = ("0", "1", "2", "3", "4", "5", "6", "7", "8", "9")
 
-# MATLAB's (LearnRateFactor, L2Factor) where not 1 and 1 (biases: 1 and 0); see param_groups().
-LEARN_FACTORS = {
-    "batchnorm_1.bias": (1.0, 1.0),
-    "batchnorm_2.bias": (1.0, 1.0),
-    "conv_1.bias": (1.0, 1.0),
-    "conv_2.bias": (1.0, 1.0),
-    "fc.bias": (1.0, 1.0),
-}
 # load_model(fuse=True) folds each of these BatchNorms into the layer before it.
 BATCHNORM_FOLDS = (
     ("conv_1", "batchnorm_1"),
@@ -143,15 +135,16 @@ class Net(nn.Module):
     ) -> list[dict[str, object]]:
         """torch.optim groups: lr and weight_decay (MATLAB's L2Regularization) times each
         learnable's LearnRateFactor and L2Factor; factor 0 freezes. Not in LEARN_FACTORS:
-        MATLAB's defaults."""
+        MATLAB's defaults (1, but L2Factor 0 for biases other than norm offsets)."""
         groups: dict[tuple[float, float], list[nn.Parameter]] = {}
-        for name, param in self.named_parameters():
-            default = 1.0, 0.0 if name.rsplit(".", 1)[-1].startswith("bias") else 1.0
-            rate, l2 = LEARN_FACTORS.get(name, default)
-            if rate == 0:
-                param.requires_grad = False
-            if param.requires_grad:
-                groups.setdefault((rate, l2), []).append(param)
+        for prefix, module in self.named_modules():
+            weight = getattr(module, "weight", None)  # 1-D: a norm layer's scale
+            offset = isinstance(weight, torch.Tensor) and weight.dim() == 1
+            for name, param in module.named_parameters(prefix, recurse=False):
+                bias = name.rsplit(".", 1)[-1].startswith("bias") and not offset
+                rate, l2 = 1.0, 0.0 if bias else 1.0
+                if param.requires_grad:
+                    groups.setdefault((rate, l2), []).append(param)
         return [
             {"params": ps, "lr": lr * rate, "weight_decay": weight_decay * l2}
             for (rate, l2), ps in groups.items()

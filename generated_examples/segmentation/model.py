@@ -27,13 +27,6 @@ WEIGHTS_FILE = Path(__file__).with_name("weights.pt")
 CLASSES = ("background", "road", "car")
 CLASS_WEIGHTS = (0.5, 2.0, 3.0)
 
-# MATLAB's (LearnRateFactor, L2Factor) where not 1 and 1 (biases: 1 and 0); see param_groups().
-LEARN_FACTORS = {
-    "dec_conv.bias": (1.0, 1.0),
-    "dec_up.bias": (1.0, 1.0),
-    "enc_conv.bias": (1.0, 1.0),
-    "mid_conv.bias": (1.0, 1.0),
-}
 # Submodules whose output is not yet their MATLAB layer's (activations() skips them).
 NOT_LAYER_OUTPUTS = ("dec_up",)
 
@@ -142,15 +135,16 @@ class Net(nn.Module):
     ) -> list[dict[str, object]]:
         """torch.optim groups: lr and weight_decay (MATLAB's L2Regularization) times each
         learnable's LearnRateFactor and L2Factor; factor 0 freezes. Not in LEARN_FACTORS:
-        MATLAB's defaults."""
+        MATLAB's defaults (1, but L2Factor 0 for biases other than norm offsets)."""
         groups: dict[tuple[float, float], list[nn.Parameter]] = {}
-        for name, param in self.named_parameters():
-            default = 1.0, 0.0 if name.rsplit(".", 1)[-1].startswith("bias") else 1.0
-            rate, l2 = LEARN_FACTORS.get(name, default)
-            if rate == 0:
-                param.requires_grad = False
-            if param.requires_grad:
-                groups.setdefault((rate, l2), []).append(param)
+        for prefix, module in self.named_modules():
+            weight = getattr(module, "weight", None)  # 1-D: a norm layer's scale
+            offset = isinstance(weight, torch.Tensor) and weight.dim() == 1
+            for name, param in module.named_parameters(prefix, recurse=False):
+                bias = name.rsplit(".", 1)[-1].startswith("bias") and not offset
+                rate, l2 = 1.0, 0.0 if bias else 1.0
+                if param.requires_grad:
+                    groups.setdefault((rate, l2), []).append(param)
         return [
             {"params": ps, "lr": lr * rate, "weight_decay": weight_decay * l2}
             for (rate, l2), ps in groups.items()

@@ -25,14 +25,6 @@ from torch import nn
 
 WEIGHTS_FILE = Path(__file__).with_name("weights.pt")
 
-# MATLAB's (LearnRateFactor, L2Factor) where not 1 and 1 (biases: 1 and 0); see param_groups().
-LEARN_FACTORS = {
-    "conv.bias": (1.0, 1.0),
-    "logvar.bias": (1.0, 1.0),
-    "meta_fc.bias": (1.0, 1.0),
-    "mu.bias": (1.0, 1.0),
-}
-
 
 class MatlabLossNotTranslated(nn.Module):
     """An output layer whose loss mat2torch does not translate: raises when used."""
@@ -121,15 +113,16 @@ class Encoder(nn.Module):
     ) -> list[dict[str, object]]:
         """torch.optim groups: lr and weight_decay (MATLAB's L2Regularization) times each
         learnable's LearnRateFactor and L2Factor; factor 0 freezes. Not in LEARN_FACTORS:
-        MATLAB's defaults."""
+        MATLAB's defaults (1, but L2Factor 0 for biases other than norm offsets)."""
         groups: dict[tuple[float, float], list[nn.Parameter]] = {}
-        for name, param in self.named_parameters():
-            default = 1.0, 0.0 if name.rsplit(".", 1)[-1].startswith("bias") else 1.0
-            rate, l2 = LEARN_FACTORS.get(name, default)
-            if rate == 0:
-                param.requires_grad = False
-            if param.requires_grad:
-                groups.setdefault((rate, l2), []).append(param)
+        for prefix, module in self.named_modules():
+            weight = getattr(module, "weight", None)  # 1-D: a norm layer's scale
+            offset = isinstance(weight, torch.Tensor) and weight.dim() == 1
+            for name, param in module.named_parameters(prefix, recurse=False):
+                bias = name.rsplit(".", 1)[-1].startswith("bias") and not offset
+                rate, l2 = 1.0, 0.0 if bias else 1.0
+                if param.requires_grad:
+                    groups.setdefault((rate, l2), []).append(param)
         return [
             {"params": ps, "lr": lr * rate, "weight_decay": weight_decay * l2}
             for (rate, l2), ps in groups.items()
