@@ -80,7 +80,7 @@ def learn(layer: MatObject, key: str) -> np.ndarray | None:
     v = layer.get(key)
     if isinstance(v, dict):
         v = v.get("Value")
-    if v is None or np.size(v) == 0:
+    if v is None or np.size(v) == 0 or (isinstance(v, str) and not v):
         return None
     return np.asarray(v, dtype=np.float64)
 
@@ -594,7 +594,9 @@ def batch_norm(layer: MatObject, xs: list[Value]) -> list[Value]:
 def cross_channel_norm(layer: MatObject, xs: list[Value]) -> list[Value]:
     x = images(xs[0])
     w = int(num(layer, "WindowChannelSize"))
-    alpha, beta, K = num(layer, "Alpha"), num(layer, "Beta"), num(layer, "K")
+    # crossChannelNormalizationLayer's documented defaults
+    alpha, beta = num(layer, "Alpha", 1e-4), num(layer, "Beta", 0.75)
+    K = num(layer, "K", 2.0)
     C = x.shape[2]
     before, after = (w - 1) // 2, w // 2
     sq = x * x

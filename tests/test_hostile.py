@@ -255,6 +255,53 @@ def test_learnable_saved_as_a_cell(tmp_path: Path) -> None:
     assert "layer 'fc_1'" in text and "'Weights' holds a cell array" in text
 
 
+def test_connection_into_an_input_layer(tmp_path: Path) -> None:
+    """An edge from the second input's branch into the first input layer (no
+    cycle): the input layer would have passed that branch's data on."""
+    net = M.dag(
+        [
+            M.feature_input("a", 3),
+            M.feature_input("b", 3),
+            fc("fc_b", 3, 3),
+            M.addition("add"),
+            M.regression("out"),
+        ],
+        [
+            ("a", "add/in1"),
+            ("b", "fc_b"),
+            ("fc_b", "add/in2"),
+            ("fc_b", "a"),
+            ("add", "out"),
+        ],
+    )
+    text = refused(tmp_path, {"net": net})
+    assert "layer 'a'" in text and "'fc_b' is connected into it" in text
+
+
+def test_cross_channel_norm_without_optional_properties_verifies(
+    tmp_path: Path,
+) -> None:
+    """Alpha, Beta and K missing: MATLAB's documented defaults, in the
+    converter and in the reference alike."""
+    norm = M.cross_channel_norm("norm", 3)
+    fields = {k: v for k, v in norm.fields.items() if k not in ("Alpha", "Beta", "K")}
+    norm = MatObject(norm.classname, fields, norm.saveobj)
+    layers = [M.image_input("in", (4, 4, 3)), norm, M.regression("out")]
+    write_mat(tmp_path / "net.mat", {"net": M.series(layers)})
+    convert(tmp_path / "net.mat", tmp_path / "out")
+    assert verify(tmp_path / "net.mat", tmp_path / "out").ok
+
+
+def test_bias_saved_as_empty_text_verifies(tmp_path: Path) -> None:
+    g = np.random.default_rng(0)
+    conv = M.conv2d("conv", g.standard_normal((3, 3, 2, 4)).astype(np.float32), None)
+    conv = with_fields(conv, Bias="")
+    layers = [M.image_input("in", (5, 5, 2)), conv, M.regression("out")]
+    write_mat(tmp_path / "net.mat", {"net": M.series(layers)})
+    convert(tmp_path / "net.mat", tmp_path / "out")
+    assert verify(tmp_path / "net.mat", tmp_path / "out").ok
+
+
 def test_absurdly_long_chain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """10^5 layers would take hours to format; the cap is checked on a short
     chain by lowering it (writing 10^5 layers here would take minutes)."""

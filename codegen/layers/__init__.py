@@ -330,6 +330,12 @@ def _checked(fn: Handler, needs_input: bool) -> Handler:
             raise LayerError(
                 "nothing is connected to its input (no connection leads into it)."
             )
+        if not needs_input and layer.inputs:
+            feeds = ", ".join(repr(p.layer) for p in layer.inputs)
+            raise LayerError(
+                f"it is an input layer, yet {feeds} is connected into it; the file "
+                "is damaged."
+            )
         return fn(layer)
 
     return handler

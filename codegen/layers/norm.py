@@ -105,7 +105,7 @@ def _momentum(layer: Layer) -> tuple[tuple[str, object], ...]:
     torch="nn.LocalResponseNorm / CrossChannelNorm (even sizes)",
 )
 def cross_channel_norm(layer: Layer) -> ModuleNode:
-    size = int(layer.number("WindowChannelSize", 5))
+    size = int(layer.number("WindowChannelSize"))  # MATLAB requires it
     alpha = layer.number("Alpha", 1e-4)
     beta = layer.number("Beta", 0.75)
     k = layer.number("K", 2.0)
