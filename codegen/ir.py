@@ -227,7 +227,10 @@ class Node:
     names: tuple[tuple[str, str], ...] = ()  # derived key → identifier
     # MATLAB training factors: (state_dict key relative to the module,
     # LearnRateFactor, L2Factor) per learnable; see codegen/training.py.
-    factors: tuple[tuple[str, float, float], ...] = ()
+    # A factor is a tuple (one per gate) where a recurrent layer saved a vector.
+    factors: tuple[
+        tuple[str, float | tuple[float, ...], float | tuple[float, ...]], ...
+    ] = ()
 
     @property
     def short_class(self) -> str:

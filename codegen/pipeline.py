@@ -325,6 +325,7 @@ def _run_once(net: Network, model: Any, state: dict[str, np.ndarray]) -> None:
 
 def _allowed_extras(net: Network) -> set[str]:
     extras = {"CLASSES", "CLASS_WEIGHTS", "from_matlab", "loss_fn", "LEARN_FACTORS"}
+    extras |= {"GATE_FACTORS", "_gate_factors"}
     extras |= {f"CLASSES_{o.ident.upper()}" for o in net.outputs}
     extras |= {f"CLASS_WEIGHTS_{o.ident.upper()}" for o in net.outputs}
     extras |= {f"from_matlab_{i.ident}" for i in net.inputs}

@@ -111,10 +111,15 @@ def render(net: Network) -> dict[str, Any]:
         body = parts[0][0]
     else:
         body = f"MatlabLossSum({', '.join(p[0] for p in parts)})"
-    factors = {}
+    factors, gates = {}, {}
     for node in net.nodes:
         for key, rate, l2 in node.factors:
-            if (rate, l2) != default_factors(node, key):
+            if isinstance(rate, tuple) or isinstance(l2, tuple):
+                n = len(rate if isinstance(rate, tuple) else l2)  # type: ignore[arg-type]
+                gates[f"{node.ident}.{key}"] = tuple(
+                    f if isinstance(f, tuple) else (f,) * n for f in (rate, l2)
+                )
+            elif (rate, l2) != default_factors(node, key):
                 factors[f"{node.ident}.{key}"] = (rate, l2)
     return {
         "loss": body,
@@ -123,4 +128,5 @@ def render(net: Network) -> dict[str, Any]:
         ],
         "logits": "logits=logits" in body,
         "factors": sorted(factors.items()),
+        "gate_factors": sorted(gates.items()),
     }

@@ -286,6 +286,79 @@ def test_param_groups_and_one_sgd_step_match_matlab(tmp_path: Path, file: str) -
         np.testing.assert_allclose(p.detach().numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("cls", ["LSTM", "BiLSTM", "GRU"])
+def test_per_gate_factors_one_sgd_step_match_matlab(tmp_path: Path, cls: str) -> None:
+    """lstmLayer/gruLayer accept one factor per gate (InputWeightsLearnRateFactor
+    1-by-4): each gate's rows follow w - lr*LRF_g*(grad + lambda*L2F_g*w)."""
+    import dataclasses
+
+    import matlab as M
+
+    gates = 3 if cls == "GRU" else 4
+    rates = (1.0, 2.0, 0.0, 0.5)[:gates]
+    l2s = (1.0, 0.0, 3.0, 1.0)[:gates]
+    rnn = M.recurrent(cls, "rnn", 3, 4, last=True)
+    w = rnn.fields["InputWeights"]
+    fields = {
+        **rnn.fields,
+        "InputWeights": {
+            **w,
+            "LearnRateFactor": np.array([rates]),
+            "L2Factor": np.array([l2s]),
+        },
+    }
+    rnn = dataclasses.replace(rnn, fields=fields)
+    layers = [
+        M.sequence_input("in", 3),
+        rnn,
+        M.fully_connected("fc", np.ones((2, rnn_width(cls))), np.zeros(2)),
+        M.regression("out"),
+    ]
+    _, out = convert_records(tmp_path, {"net": M.series(layers)})
+    mod = import_generated(out)
+    x = torch.randn(2, 5, 3, generator=torch.Generator().manual_seed(0))
+    plain = mod.load_model().train()  # the raw gradients, without hooks
+    plain(x).square().sum().backward()
+    before = {k: (p.detach().clone(), p.grad) for k, p in plain.named_parameters()}
+    model = mod.load_model().train()
+    lr, l2 = 0.1, 0.01
+    opt = torch.optim.SGD(model.param_groups(lr, l2), lr=lr, momentum=0.9)
+    model(x).square().sum().backward()
+    opt.step()
+    for suffix in ("", "_reverse") if cls == "BiLSTM" else ("",):
+        name = f"rnn.weight_ih_l0{suffix}"
+        w0, grad = before[name]
+        got = dict(model.named_parameters())[name].detach().numpy()
+        h = w0.shape[0] // gates
+        for g in range(gates):
+            rows = slice(g * h, (g + 1) * h)
+            expected = reference.sgd_step(
+                w0[rows].double().numpy(),
+                grad[rows].double().numpy(),
+                lr,
+                l2,
+                rates[g],
+                l2s[g],
+            )
+            np.testing.assert_allclose(got[rows], expected, rtol=1e-5, atol=1e-7)
+    # the other learnables keep MATLAB's scalar defaults
+    name = "rnn.weight_hh_l0"
+    w0, grad = before[name]
+    expected = reference.sgd_step(
+        w0.double().numpy(), grad.double().numpy(), lr, l2, 1.0, 1.0
+    )
+    np.testing.assert_allclose(
+        dict(model.named_parameters())[name].detach().numpy(),
+        expected,
+        rtol=1e-5,
+        atol=1e-7,
+    )
+
+
+def rnn_width(cls: str) -> int:
+    return 8 if cls == "BiLSTM" else 4
+
+
 # --------------------------------------------------------------------------
 # The README's fine-tuning example runs and the loss goes down
 

@@ -165,18 +165,19 @@ class Layer:
             )
         return out
 
-    def factors(self, key: str) -> tuple[float, float] | None:
+    def factors(self, key: str) -> tuple[Factor, Factor] | None:
         """(LearnRateFactor, L2Factor) of learnable ``key`` as MATLAB saved them.
 
         Newer files keep them in the learnable's struct, older ones in flat
         properties (``WeightLearnRateFactor`` for ``Weights``). Missing factors
-        take MATLAB's documented defaults: 1, and L2 0 for biases. Per-gate
-        vectors that differ give None: one PyTorch tensor holds all gates.
+        take MATLAB's documented defaults: 1, and L2 0 for biases. A
+        recurrent layer may save one factor per gate: a vector whose entries
+        differ stays a tuple (MATLAB's gate order is PyTorch's row order).
         """
         value = self.record.get(key)
         stored = value if isinstance(value, dict) else {}
         flat = _FLAT_PREFIX.get(key, key)
-        out = []
+        out: list[Factor] = []
         for what, default in (
             ("LearnRateFactor", 1.0),
             ("L2Factor", 0.0 if key.endswith("Bias") else 1.0),
@@ -185,15 +186,19 @@ class Layer:
             if raw is None or _is_empty(raw):
                 raw = self.raw(flat + what, default)
             arr = np.asarray(raw, dtype=np.float64).ravel()
-            if arr.size == 0 or np.any(arr != arr[0]):
+            if arr.size == 0 or not np.all(np.isfinite(arr)):
                 return None
-            out.append(float(arr[0]))
+            same = bool(np.all(arr == arr[0]))
+            out.append(float(arr[0]) if same else tuple(float(v) for v in arr))
         return out[0], out[1]
 
     def state_value(self, key: str) -> np.ndarray | None:
         """A state such as HiddenState (``{Value, Remember}`` or an array)."""
         return self.learnable(key)
 
+
+# A training factor: one value, or one per gate of a recurrent layer.
+Factor = float | tuple[float, ...]
 
 # Flat factor property prefix of a learnable (releases before structs).
 _FLAT_PREFIX = {"Weights": "Weight"}
@@ -255,6 +260,14 @@ def with_factors(layer: Layer, node: Node) -> Node:
         if key.startswith("bias_hh") and bias is not None and bias.size < biases:
             pair = (0.0, 0.0)  # PyTorch's zero second bias: MATLAB has one bias
         if pair is not None:
+            gates = 4 if getattr(node, "cell", False) else 3
+            for f in pair:
+                if isinstance(f, tuple) and (len(f) != gates or "_l0" not in key):
+                    raise LayerError(
+                        f"its '{name}' has {len(f)} different training factors; "
+                        f"MATLAB allows one, or one per gate ({gates}) of a "
+                        "recurrent layer."
+                    )
             factors.append((key, *pair))
     return dataclasses.replace(node, factors=tuple(factors))
 
