@@ -32,8 +32,15 @@ def _kind(node: Node | None) -> str:
     return str(getattr(node, "loss_kind", "none")) if node is not None else "none"
 
 
+def _no_loss(net: Network) -> bool:
+    """No output layer at all (a dlnetwork): loss_fn just raises."""
+    return all(_output_node(net, spec) is None for spec in net.outputs)
+
+
 def helpers(net: Network) -> tuple[str, ...]:
     """Loss helper modules the generated file must define."""
+    if _no_loss(net):
+        return ()
     kinds = [_kind(_output_node(net, spec)) for spec in net.outputs]
     names = {_HELPER.get(k, "matlab_loss_stub") for k in kinds}
     if len(kinds) > 1 and set(kinds) != {"none"}:
@@ -105,8 +112,6 @@ def default_factors(node: Node, key: str) -> tuple[float, float]:
 def render(net: Network) -> dict[str, Any]:
     """What templates/model.py.jinja prints for training."""
     parts = [_loss_expr(net, i, s) for i, s in enumerate(net.outputs)]
-    if all(_output_node(net, s) is None for s in net.outputs):
-        parts = parts[:1]  # no output layer at all: one stub says it
     if len(parts) == 1:
         body = parts[0][0]
     else:
@@ -121,7 +126,15 @@ def render(net: Network) -> dict[str, Any]:
                 )
             elif (rate, l2) != default_factors(node, key):
                 factors[f"{node.ident}.{key}"] = (rate, l2)
+    raises = ""
+    if _no_loss(net):
+        raises = (
+            f"MATLAB {net.matlab_class} {net.variable!r} has no output layer: the "
+            ".mat file holds no loss (MATLAB's trainnet or a custom loop supplied "
+            "it). Write the loss in PyTorch yourself."
+        )
     return {
+        "raises": raises,
         "loss": body,
         "loss_doc": [
             textwrap.fill(p[1] + ".", 84, subsequent_indent="    ") for p in parts

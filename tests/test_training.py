@@ -446,3 +446,15 @@ def test_untranslated_and_custom_losses_raise_naming_the_class(
     loss = import_generated(out).loss_fn()
     with pytest.raises(NotImplementedError, match=f"{classname}.*{said}"):
         loss(torch.ones(1, 2, 4, 4), torch.zeros(1, 4, 4))
+
+
+def test_a_network_without_output_layers_has_a_loss_fn_that_raises(
+    tmp_path: Path,
+) -> None:
+    """A dlnetwork saves no loss: loss_fn() says so instead of guessing one."""
+    from examples import two_input_two_output
+
+    _, out = convert_records(tmp_path, two_input_two_output())
+    module = import_generated(out)
+    with pytest.raises(NotImplementedError, match="dlnetwork 'encoder' has no output"):
+        module.loss_fn()

@@ -26,20 +26,6 @@ from torch import nn
 WEIGHTS_FILE = Path(__file__).with_name("weights.pt")
 
 
-class MatlabLossNotTranslated(nn.Module):
-    """An output layer whose loss mat2torch does not translate: raises when used."""
-
-    def __init__(self, layer: str, matlab_class: str, why: str) -> None:
-        super().__init__()
-        self.message = (
-            f"MATLAB output layer {layer!r} ({matlab_class}) {why} Write this "
-            "loss in PyTorch yourself."
-        )
-
-    def forward(self, y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError(self.message)
-
-
 def same_padding(
     x: torch.Tensor,
     kernel_size: tuple[int, ...],
@@ -130,14 +116,9 @@ class Encoder(nn.Module):
 
 
 def loss_fn() -> nn.Module:
-    """MATLAB's training loss for forward()'s output.
-
-    'encoder': not translated, calling the loss raises.
-    """
-    return MatlabLossNotTranslated(
-        "encoder",
-        "dlnetwork",
-        "ends the network without an output layer: the .mat file holds no loss (MATLAB's trainnet or a custom loop supplied it).",
+    """MATLAB's training loss for forward()'s outputs: none was saved, calling this raises."""
+    raise NotImplementedError(
+        "MATLAB dlnetwork 'encoder' has no output layer: the .mat file holds no loss (MATLAB's trainnet or a custom loop supplied it). Write the loss in PyTorch yourself."
     )
 
 
