@@ -418,10 +418,10 @@ def _conv_nd(layer: MatObject, xs: list[Value], nd: int, fmt: str) -> list[Value
     if not isinstance(value, str):
         value = float(np.ravel(value)[0])
     xp = _pad(x, _padding(layer, x, k, s, d), value)
-    nf = np.asarray(field(layer, "NumFilters"), dtype=float).ravel()
-    groups = nf.size
+    nf = np.asarray(field(layer, "NumFilters", []), dtype=float).ravel()
+    groups = max(nf.size, 1)
     C = x.shape[nd]
-    F = int(nf.sum())
+    F = _filters(layer, nf, int(np.prod(k)) * C // groups)
     W = full(learn(layer, "Weights"), (*k, C // groups, F))
     cg, fg = C // groups, F // groups
     parts = []
@@ -434,6 +434,14 @@ def _conv_nd(layer: MatObject, xs: list[Value], nd: int, fmt: str) -> list[Value
     if b is not None:
         y = y + b.reshape((1,) * nd + (-1, 1), order="F")
     return [Value(y, fmt)]
+
+
+def _filters(layer: MatObject, saved: np.ndarray, per_filter: int) -> int:
+    """NumFilters (summed over groups), or what the weights hold when the
+    property is missing."""
+    if np.size(saved):
+        return int(np.asarray(saved, dtype=float).sum())
+    return int(np.size(learn(layer, "Weights")) // per_filter)
 
 
 @ref("nnet.cnn.layer.Convolution2DLayer")
@@ -479,7 +487,7 @@ def _transposed_nd(layer: MatObject, xs: list[Value], nd: int, fmt: str) -> list
     k = vec(layer, "FilterSize", nd)
     s = vec(layer, "Stride", nd, 1)
     sizes, C, N = x.shape[:nd], x.shape[nd], x.shape[nd + 1]
-    F = int(num(layer, "NumFilters"))
+    F = _filters(layer, np.ravel(field(layer, "NumFilters", [])), int(np.prod(k)) * C)
     Wt = full(learn(layer, "Weights"), (*k, F, C))
     full_size = [s[i] * (sizes[i] - 1) + k[i] for i in range(nd)]
     y = np.zeros((*full_size, F, N))
@@ -1268,7 +1276,7 @@ def conv1d(layer: MatObject, xs: list[Value]) -> list[Value]:
     k = int(num(layer, "FilterSize"))
     s, d = int(num(layer, "Stride", 1)), int(num(layer, "DilationFactor", 1))
     C = a.shape[0]
-    F = int(num(layer, "NumFilters"))
+    F = _filters(layer, np.ravel(field(layer, "NumFilters", [])), k * C)
     W = full(learn(layer, "Weights"), (k, C, F))
     y = None
     for u, slab in _over_time(

@@ -302,6 +302,26 @@ def test_bias_saved_as_empty_text_verifies(tmp_path: Path) -> None:
     assert verify(tmp_path / "net.mat", tmp_path / "out").ok
 
 
+@pytest.mark.parametrize("kind", ["conv1d", "conv2d"])
+def test_convolution_without_num_filters_verifies(tmp_path: Path, kind: str) -> None:
+    """NumFilters missing: the converter and the reference both count the
+    filters the weights hold."""
+    g = np.random.default_rng(0)
+    if kind == "conv1d":
+        conv = M.conv1d("conv", g.standard_normal((3, 2, 4)), np.zeros(4))
+        head = M.sequence_input("in", 2)
+    else:
+        conv = M.conv2d("conv", g.standard_normal((3, 3, 2, 4)), np.zeros(4))
+        head = M.image_input("in", (5, 5, 2))
+    fields = {k: v for k, v in conv.fields.items() if k != "NumFilters"}
+    conv = MatObject(conv.classname, fields, conv.saveobj)
+    write_mat(
+        tmp_path / "net.mat", {"net": M.series([head, conv, M.regression("out")])}
+    )
+    convert(tmp_path / "net.mat", tmp_path / "out")
+    assert verify(tmp_path / "net.mat", tmp_path / "out").ok
+
+
 def test_absurdly_long_chain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """10^5 layers would take hours to format; the cap is checked on a short
     chain by lowering it (writing 10^5 layers here would take minutes)."""
