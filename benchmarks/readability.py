@@ -2,8 +2,9 @@
 
 Prints, for every golden in generated_examples/ and every network in
 ../shared/fixtures/real that converts: its layer count, the share of
-non-blank lines (literal data such as class names left out) that are
-``__init__`` + ``forward``, and the findings of ``ruff check --select ALL``
+non-blank lines (literal data such as class names and factor tables left
+out) that are ``__init__`` + ``forward`` of the network class and the layer
+classes it instantiates (loss classes do not count), and the findings of ``ruff check --select ALL``
 (with the fixed ignore list in tests/lint_generated.py) and ``mypy --strict``.
 
     python benchmarks/readability.py

@@ -23,7 +23,8 @@ RUFF_IGNORE = (
     "FBT001,FBT002,S101"
 )
 _LITERAL_DATA = re.compile(
-    r"^(CLASSES|CLASS_WEIGHTS|ANCHOR_BOXES|LEARN_FACTORS)(_\w+)?$"
+    r"^(CLASSES|CLASS_WEIGHTS|ANCHOR_BOXES|LEARN_FACTORS|GATE_FACTORS|BATCHNORM_FOLDS"
+    r"|MATLAB_NAMES|NOT_LAYER_OUTPUTS)(_\w+)?$"
 )
 
 
@@ -94,23 +95,49 @@ def mypy_findings(files: dict[str, str], folder: Path) -> dict[str, list[str]]:
 
 
 def network_share(code: str) -> float:
-    """Non-blank lines of __init__ + forward over all non-blank lines, literal
-    data (class names, class weights, anchors) left out."""
+    """Non-blank lines of the network's ``__init__`` + ``forward`` over all
+    non-blank lines, literal data (class names, class weights, anchors, factor
+    tables) left out. The network is the class load_model() builds and every
+    class its ``__init__`` methods instantiate (layer helpers, stubs), not
+    the loss classes."""
     tree = ast.parse(code)
+    classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
     literal: set[int] = set()
-    network: set[int] = set()
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(
             isinstance(t, ast.Name) and _LITERAL_DATA.match(t.id) for t in node.targets
         ):
             literal |= set(range(node.lineno, (node.end_lineno or node.lineno) + 1))
-        if isinstance(node, ast.ClassDef):
-            for f in node.body:
-                if isinstance(f, ast.FunctionDef) and f.name in ("__init__", "forward"):
-                    network |= set(range(f.lineno, (f.end_lineno or f.lineno) + 1))
+    loader = next(
+        n
+        for n in tree.body
+        if isinstance(n, ast.FunctionDef) and n.name == "load_model"
+    )
+    todo = [n for n in _called(loader) if n in classes]
+    seen: set[str] = set()
+    network: set[int] = set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for f in classes[name].body:
+            if isinstance(f, ast.FunctionDef) and f.name in ("__init__", "forward"):
+                network |= set(range(f.lineno, (f.end_lineno or f.lineno) + 1))
+                if f.name == "__init__":
+                    todo += [n for n in _called(f) if n in classes]
     filled = {i for i, line in enumerate(code.splitlines(), 1) if line.strip()}
     filled -= literal
     return len(network & filled) / len(filled)
+
+
+def _called(node: ast.AST) -> list[str]:
+    """Names called (``Name(...)``) anywhere inside ``node``."""
+    return [
+        n.func.id
+        for n in ast.walk(node)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+    ]
 
 
 def goldens() -> dict[str, str]:
