@@ -256,7 +256,10 @@ def _output_names(graph: LayerGraph, ordered: list[Node]) -> list[str]:
     if graph.output_names:
         return [n for n in graph.output_names if n]
     used = {p.layer for n in ordered for p in n.inputs}
-    return [n.name for n in ordered if n.name not in used]
+    ends = [n for n in ordered if n.name not in used]
+    # an input layer that feeds nothing is not an output (it is left out,
+    # with a note) unless the network is nothing else
+    return [n.name for n in [n for n in ends if n.inputs] or ends]
 
 
 def _output(nodes: dict[str, Node], name: str) -> OutputSpec:

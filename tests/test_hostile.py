@@ -207,6 +207,21 @@ def test_duplicated_layer(tmp_path: Path) -> None:
     assert "layer 'relu_1'" in text and "nothing is connected" in text
 
 
+def test_duplicated_input_layer_is_left_out(tmp_path: Path) -> None:
+    """The copy of a duplicated input layer feeds nothing: it is not an
+    output of the network (verify once failed on it), just left out."""
+    head = M.feature_input("in", 3)
+    net = M.dag(
+        [head, head, fc("fc", 2, 3), M.regression("out")],
+        M.chain_pairs(["in", "fc", "out"]),
+    )
+    write_mat(tmp_path / "net.mat", {"net": net})
+    result = convert(tmp_path / "net.mat", tmp_path / "out")
+    assert [o.port.layer for o in result.network.outputs] == ["out"]
+    assert any("left out: 'in_1'" in n for n in result.notes)
+    assert verify(tmp_path / "net.mat", tmp_path / "out").ok
+
+
 def test_connection_from_a_missing_output_port(tmp_path: Path) -> None:
     net = M.dag(
         [M.feature_input("in", 3), M.relu("relu"), M.regression("out")],
