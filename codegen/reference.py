@@ -129,6 +129,7 @@ def run_graph(
         "hidden": 1,
         "cell": 2,
         "miniBatchSize": 1,
+        "scores": 1,
     }
     in_ports = {
         "in": 0,
@@ -243,6 +244,8 @@ def to_torch(v: Value) -> np.ndarray:
         return a.transpose(2, 1, 0)
     if v.fmt == "SSCBT":
         return a.transpose(3, 4, 2, 0, 1)
+    if v.fmt == "UUUU":  # attention scores, keys×queries×heads×N
+        return a.transpose(3, 2, 1, 0)
     raise ValueError(v.fmt)
 
 
@@ -1367,6 +1370,7 @@ def sequence_unfolding(layer: MatObject, xs: list[Value]) -> list[Value]:
 
 @ref("nnet.cnn.layer.SelfAttentionLayer")
 def self_attention(layer: MatObject, xs: list[Value]) -> list[Value]:
+    """Outputs C×N×T; with HasScoresOutput also the weights, keys×queries×heads×N."""
     x = xs[0].data  # C×N×T
     heads = int(num(layer, "NumHeads"))
     Wq, Wk, Wv, Wo = (
@@ -1381,6 +1385,7 @@ def self_attention(layer: MatObject, xs: list[Value]) -> list[Value]:
     mask = field(layer, "AttentionMask", "none")
     T = x.shape[2]
     out = []
+    weights = np.zeros((T, T, heads, x.shape[1]))
     for n in range(x.shape[1]):
         X = x[:, n, :]
         Q, K, V = Wq @ X + bq, Wk @ X + bk, Wv @ X + bv
@@ -1399,9 +1404,13 @@ def self_attention(layer: MatObject, xs: list[Value]) -> list[Value]:
                 padded = xs[1].data[0, n, :] == 0
                 scores = np.where(padded[:, None], -np.inf, scores)
             e = np.exp(scores - scores.max(axis=0, keepdims=True))
-            parts.append(V[h * dv : (h + 1) * dv] @ (e / e.sum(axis=0, keepdims=True)))
+            weights[:, :, h, n] = e / e.sum(axis=0, keepdims=True)
+            parts.append(V[h * dv : (h + 1) * dv] @ weights[:, :, h, n])
         out.append(Wo @ np.concatenate(parts, axis=0) + bo)
-    return [Value(np.stack(out, axis=1), "CBT")]
+    values = [Value(np.stack(out, axis=1), "CBT")]
+    if bool(np.asarray(field(layer, "HasScoresOutput", False)).ravel()[0]):
+        values.append(Value(weights, "UUUU"))
+    return values
 
 
 # --------------------------------------------------------------------------

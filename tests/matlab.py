@@ -820,6 +820,7 @@ def self_attention(
     mask: Any = "none",
     seed: int = 0,
     padding_mask: bool = False,
+    scores: bool = False,
 ) -> MatObject:
     g = np.random.default_rng(seed)
     value = value or key
@@ -840,7 +841,7 @@ def self_attention(
         ),
         DropoutProbability=d(0),
         HasPaddingMaskInput=np.array([[padding_mask]]),
-        HasScoresOutput=np.array([[False]]),
+        HasScoresOutput=np.array([[scores]]),
         OutputSize=d(out),
         QueryWeights=learnable(r(key, c)),
         KeyWeights=learnable(r(key, c)),

@@ -183,7 +183,7 @@ class _Parser:
         k = int(float(dim))
         if k > len(self.in_type.matlab_format):  # a singleton dimension
             return arg, False
-        if self.in_type.matlab_format[k - 1] == "B":
+        if self.in_type.matlab_format[k - 1] == "B" or (self.in_type.heads and k == 4):
             raise ValueError(f"{name}() over the batch dimension")
         axis = self.in_type.torch_dim(k)
         return f"{REDUCTIONS[name]}({arg}, dim={axis}, keepdim=True)", False
