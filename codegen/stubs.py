@@ -110,7 +110,7 @@ def stub_for(layer: Layer, problem: Diagnostic, function: str = "") -> Stub:
     dropped: list[str] = []
     fields = record.fields
     if function:  # only the variables its function captured
-        fields = captured(_workspace(record.get("PredictFcn")))
+        fields = captured_variables(record)
     for key, value in fields.items():
         if key in _SKIP or "." in key:
             continue
@@ -167,6 +167,11 @@ def function_name(layer: Layer) -> str:
     text = (text or layer.text("Description", "")).strip()
     m = re.fullmatch(r"@\s*([A-Za-z]\w*(?:\.\w+)*)", text)
     return m.group(1).rsplit(".", 1)[-1] if m else text or "function"
+
+
+def captured_variables(record: MatObject) -> dict[str, np.ndarray]:
+    """Numeric variables a functionLayer's anonymous function captured."""
+    return captured(_workspace(record.get("PredictFcn")))
 
 
 def captured(value: Any) -> dict[str, np.ndarray]:

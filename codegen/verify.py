@@ -275,7 +275,9 @@ def _to_model_layout(
             candidates.append(arr.transpose(1, 2, 0))  # C×N×T → N×T×C
     squeezed = arr.reshape([s for s in arr.shape if s != 1] or [1])
     two_d = [squeezed.T, squeezed] if prefer_transposed else [squeezed, squeezed.T]
-    candidates += [arr, *two_d] if arr.ndim == 2 else two_d
+    if arr.ndim == 2:  # a dlnetwork's C×N before its N×C: a square one is ambiguous
+        two_d = [arr.T, arr, *two_d] if prefer_transposed else [arr, *two_d]
+    candidates += two_d
     for c in candidates:
         if c.shape == tuple(like):
             return c

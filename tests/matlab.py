@@ -668,9 +668,26 @@ def yolov2_transform(name: str, anchors: int) -> MatObject:
     return plain_layer("YOLOv2TransformLayer", name, NumAnchorBoxes=d(anchors))
 
 
-def function_layer(name: str, text: str, n_inputs: int = 1) -> MatObject:
+def function_layer(
+    name: str,
+    text: str,
+    n_inputs: int = 1,
+    captured: dict[str, np.ndarray] | None = None,
+) -> MatObject:
+    """``captured``: the variables the function handle's workspace holds."""
+    handle: list[Any] = [np.array([[0xDD000000]], dtype=np.uint32)]
+    if captured:
+        handle.append(
+            {
+                "function_handle": {
+                    "function": text,
+                    "type": "anonymous",
+                    "workspace": dict(captured),
+                }
+            }
+        )
     fields = {
-        "PredictFcn": [np.array([[0xDD000000]], dtype=np.uint32)],
+        "PredictFcn": handle,
         "Formattable": np.array([[False]]),
         "Acceleratable": np.array([[False]]),
         "Description": text,

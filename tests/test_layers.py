@@ -594,6 +594,30 @@ for name, text in {
     case(f"function-{name}")(make)
 
 
+# matrix products with captured matrices on 'CB' data (latent-control-idea's
+# soft-argmax, '@(W)[XFlat*W;YFlat*W]' after flatten + softmax)
+@case("function-captured-soft-argmax")
+def _():
+    g = np.random.default_rng(5)
+    grid = {"XFlat": g.uniform(-1, 1, (1, 189)), "YFlat": g.uniform(-1, 1, (1, 189))}
+    return img(
+        M.flatten("flat"),
+        M.softmax("sm"),
+        M.function_layer("fn", "@(W)[XFlat*W;YFlat*W]", captured=grid),
+    )
+
+
+@case("function-captured-mixed")
+def _():
+    g = np.random.default_rng(6)
+    mats = {"A": g.standard_normal((3, 4)), "b": g.standard_normal((1, 4))}
+    return [
+        M.feature_input("in", 4),
+        M.function_layer("fn", "@(x) [2*(A*x); x; exp(b*x)] - 1", captured=mats),
+        M.fully_connected("fc", w(2, 8), w(2, seed=1)),
+    ], (4,)
+
+
 # ---- graph layers: several inputs -----------------------------------------------------------
 
 
