@@ -112,3 +112,20 @@ def test_with_scores_matches_forward_and_masks() -> None:
             torch.testing.assert_close(w.sum(-1), torch.ones(3, 2, 5))
             assert not w.triu(1).any()  # causal: no key after its query
         assert not w[1, :, :, 3:].any()  # padded keys get no weight
+
+
+def test_generated_scores_code_passes_ruff_all(tmp_path: Path) -> None:
+    """(mypy --strict covers the helper in test_generated_lint; the call site
+    is one tuple assignment.)"""
+    from lint_generated import ruff_findings
+
+    from codegen.plan import unread_stores
+
+    layers = [
+        M.sequence_input("in", 3),
+        M.self_attention("att", 3, 2, 4, mask="causal", scores=True),
+    ]
+    net = M.dlnetwork(layers, [("in", "att")], outputs=["att/out", "att/scores"])
+    result, _ = convert_records(tmp_path, {"net": net})
+    assert ruff_findings(result.code) == []
+    assert unread_stores(result.plan) == []

@@ -60,7 +60,7 @@ class SelfAttention(nn.Module):
         """forward()'s output and the attention weights (MATLAB's scores).
 
         The weights are (N, heads, queries, keys): softmax over the keys after
-        masking. MATLAB holds them as keys×queries×heads×N, i.e. this tensor
+        masking. MATLAB holds them as keys-by-queries-by-heads-by-N, i.e. this tensor
         permuted by (3, 2, 1, 0).
         """
         q, k, v, mask, causal = self._heads(x, padding_mask)
