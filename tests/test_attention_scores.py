@@ -11,12 +11,14 @@ from pathlib import Path
 
 import matlab as M
 import numpy as np
+import pytest
 import scipy.io
 import torch
 from conftest import convert_records
 
 from codegen import reference as R
 from codegen.cli import main
+from codegen.diagnostics import ConversionError
 from codegen.inspection import inspect
 from codegen.verify import verify
 
@@ -129,3 +131,34 @@ def test_generated_scores_code_passes_ruff_all(tmp_path: Path) -> None:
     result, _ = convert_records(tmp_path, {"net": net})
     assert ruff_findings(result.code) == []
     assert unread_stores(result.plan) == []
+
+
+def test_user_layer_reading_scores_is_a_stub_sized_like_them(tmp_path: Path) -> None:
+    """Only a functionLayer or user code may read the unformatted scores: a
+    built-in layer is refused, a user-defined one is a stub whose stand-in
+    (the conversion's check) returns (N, heads, T, T)."""
+    from codegen import stubs
+
+    layers = [
+        M.sequence_input("in", 3),
+        M.self_attention("att", 3, 2, 4, scores=True),
+        M.plain_layer("myScoresLayer", "mine"),
+    ]
+    pairs = [("in", "att"), ("att/scores", "mine")]
+    net = M.dlnetwork(layers, pairs, outputs=["att/out", "mine"])
+    result, out = convert_records(tmp_path, {"net": net})
+    assert [n.name for n in stubs.stubs(result.network)] == ["mine"]
+    from conftest import import_generated
+
+    model = import_generated(out).load_model()
+    stubs.stand_ins(model, result.network)
+    with torch.no_grad():
+        _, scores = model(torch.zeros(1, 5, 3))
+    assert scores.shape == (1, 2, 5, 5)
+
+    layers[2] = M.relu("mine")
+    net = M.dlnetwork(layers, pairs, outputs=["att/out", "mine"])
+    with pytest.raises(ConversionError) as info:
+        convert_records(tmp_path / "b", {"net": net})
+    assert "'mine' (nnet.cnn.layer.ReLULayer)" in info.value.render()
+    assert "reads a selfAttentionLayer's attention scores" in info.value.render()
