@@ -88,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     insp.add_argument("file", metavar="FILE", type=Path, help="the .mat file")
     insp.add_argument("--var", metavar="NAME", help="the variable holding the network")
     insp.add_argument("--json", action="store_true", help="print one JSON document")
+    insp.add_argument(
+        "--custom-layers",
+        metavar="FILE.py",
+        type=Path,
+        help="your classes for stub layers, as convert takes them: those layers "
+        "show as custom and are checked with your code",
+    )
 
     ver = sub.add_parser(
         "verify",
@@ -213,7 +220,7 @@ def _inspect(args: argparse.Namespace) -> int:
 
     from codegen.inspection import inspect, render_text
 
-    report = inspect(args.file, args.var)
+    report = inspect(args.file, args.var, custom_layers=args.custom_layers)
     print(
         json.dumps(report, indent=1, ensure_ascii=False)
         if args.json

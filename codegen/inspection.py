@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from codegen import stubs
 from codegen.diagnostics import ConversionError
 from codegen.ir import TensorType
 from codegen.matfile import MatObject
@@ -49,9 +50,16 @@ def _normalization(record: MatObject) -> str:
     return str(norm) if isinstance(norm, str) and norm else "none"
 
 
-def inspect(path: Path, var: str | None = None) -> dict[str, Any]:
-    """A JSON-ready description of every layer and the network as a whole."""
+def inspect(
+    path: Path, var: str | None = None, custom_layers: Path | None = None
+) -> dict[str, Any]:
+    """A JSON-ready description of every layer and the network as a whole.
+
+    With ``custom_layers`` (convert's --custom-layers file) the stubs it
+    implements are 'custom' and the whole-network check runs the user's code.
+    """
     path = Path(path)
+    mine = stubs.load_custom(Path(custom_layers)) if custom_layers else {}
     loaded = load_graph(path, var)
     name, layer_graph = loaded.variable, loaded.graph
     parsed = parse_layers(layer_graph)
@@ -65,7 +73,7 @@ def inspect(path: Path, var: str | None = None) -> dict[str, Any]:
         }
         node = parsed.nodes.get(layer_name)
         if isinstance(node, Stub):
-            entry["status"] = "stub"
+            entry["status"] = "custom" if node.stub_class in mine else "stub"
             entry["stub_of"] = node.stub_class
             entry["outputs"] = [_shape(t) for t in node.out_types]
             entry["reason"] = f"stub ({node.stub_class}): {node.assumption}."
@@ -88,8 +96,8 @@ def inspect(path: Path, var: str | None = None) -> dict[str, Any]:
         if isinstance(classes, list) and classes:
             entry["classes"] = [str(c) for c in classes]
         layers.append(entry)
-    refused = [e for e in layers if e["status"] not in ("supported", "stub")]
-    problem = "" if refused else _whole_network_problem(layers, loaded)
+    refused = [e for e in layers if e["status"] not in ("supported", "stub", "custom")]
+    problem = "" if refused else _whole_network_problem(layers, loaded, mine)
     return {
         "file": path.name,
         "variable": name,
@@ -99,20 +107,30 @@ def inspect(path: Path, var: str | None = None) -> dict[str, Any]:
         "total_learnables": sum(e["learnables"] for e in layers),
         "refused": sum(e["status"] == "refused" for e in layers),
         "stubs": sum(e["status"] == "stub" for e in layers),
+        "custom": sum(e["status"] == "custom" for e in layers),
         "convertible": not refused and not problem,
         **({"problem": problem} if problem else {}),
     }
 
 
-def _whole_network_problem(layers: list[dict[str, Any]], loaded: Loaded) -> str:
+def _whole_network_problem(
+    layers: list[dict[str, Any]], loaded: Loaded, mine: dict[str, str]
+) -> str:
     """What convert would still refuse once every layer is supported.
 
-    The same steps as convert short of writing (outputs, names, plan,
-    generated code, the size budget and the check forward pass), so the two
-    never disagree.
+    The same steps as convert short of writing (outputs, names, plan, the
+    user's classes, generated code, the size budget and the check forward
+    pass), so the two never disagree. A user class matched by the stub's
+    generated name (known only now) makes its layers 'custom' too.
     """
     try:
         net, plan = build(loaded)
+        if mine:
+            net = stubs.use_custom(net, mine)
+            custom = {n.name for n in stubs.stubs(net) if n.custom}
+            for entry in layers:
+                if entry["name"] in custom:
+                    entry["status"] = "custom"
         _add_forward(layers, plan)
         generate(net, plan, check=True)
     except ConversionError as exc:
@@ -161,7 +179,11 @@ def render_text(report: dict[str, Any]) -> str:
                 matlab or "-",
                 torch or "-",
                 f"{e['learnables']:,}",
-                f"stub {e['stub_of']}" if e["status"] == "stub" else e["status"],
+                (
+                    f"{e['status']} {e['stub_of']}"
+                    if e["status"] in ("stub", "custom")
+                    else e["status"]
+                ),
             )
         )
     widths = [max(len(r[c]) for r in rows) for c in range(len(header))]
@@ -190,6 +212,11 @@ def render_text(report: dict[str, Any]) -> str:
         lines.append(
             f"Converts with {report['stubs']} stub layer(s) to write by hand "
             "(--strict refuses them)."
+        )
+    elif report["convertible"] and report.get("custom"):
+        lines.append(
+            f"Every layer converts ({report['custom']} with your --custom-layers "
+            "classes)."
         )
     elif report["convertible"]:
         lines.append("Every layer converts.")

@@ -40,24 +40,36 @@ class TensorType:
     T dimension, whose length is only known at run time. ``time_last`` is the
     one PyTorch-side detail: a vector sequence the generated code holds as
     N×C×T (after 1-D convolutions) rather than N×T×C.
+
+    ``heads`` marks a selfAttentionLayer's attention scores: MATLAB's
+    unformatted keys×queries×heads×N array (the layout attention() documents
+    for its weights), held as (N, heads, queries, keys); ``channels`` is then
+    the number of heads.
     """
 
     spatial: tuple[int, ...] = ()
     channels: int
     time: bool = False
     time_last: bool = False
+    heads: int = 0
 
     @property
     def format(self) -> str:
+        if self.heads:
+            return "UUU"
         return "S" * len(self.spatial) + "C" + ("T" if self.time else "")
 
     @property
     def matlab_format(self) -> str:
         """MATLAB's dlarray format with the batch: 'SSCB', 'CB', 'CBT', ..."""
+        if self.heads:
+            return "UUUU"  # unformatted; the 4th dimension holds the observations
         return "S" * len(self.spatial) + "CB" + ("T" if self.time else "")
 
     def torch_dim(self, matlab_dim: int) -> int:
         """PyTorch axis of MATLAB dimension ``matlab_dim`` (1-based)."""
+        if self.heads:  # keys×queries×heads×N ↔ (N, heads, queries, keys)
+            return 4 - matlab_dim
         letter = self.matlab_format[matlab_dim - 1]
         if letter == "B":
             return 0
@@ -76,6 +88,8 @@ class TensorType:
     @property
     def matlab(self) -> str:
         """Size in MATLAB's own notation, e.g. ``28×28×1`` (batch omitted)."""
+        if self.heads:
+            return f"T×T×{self.heads}"
         dims = [*map(str, self.spatial), str(self.channels)]
         if self.time:
             dims.append("T")
@@ -83,11 +97,15 @@ class TensorType:
 
     @property
     def torch_layout(self) -> str:
+        if self.heads:
+            return "N×heads×queries×keys"
         return "N×C×T" if self.time_last else _TORCH_LAYOUT[self.format]
 
     @property
     def torch_shape(self) -> tuple[int | str, ...]:
         """The PyTorch shape with symbolic N (and T)."""
+        if self.heads:
+            return ("N", self.heads, "T", "T")
         if self.time_last:
             return ("N", self.channels, "T")
         if self.time:

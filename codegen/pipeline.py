@@ -361,6 +361,14 @@ def describe(net: Network, plan: ForwardPlan, notes: list[str]) -> list[str]:
         shape = ", ".join(map(str, t.torch_shape))
         which = f"Output {i + 1}" if len(net.outputs) > 1 else "Output"
         text = f"{which}: ({shape}), MATLAB layer {doc(out.port.layer)}."
+        if t.heads:
+            text = (
+                f"{which}: ({shape}), the attention scores of MATLAB layer "
+                f"{doc(out.port.layer)} (its 'scores' output): softmax weights "
+                "after masking as (N, heads, queries, keys). MATLAB returns the "
+                f"unformatted keys×queries×heads×N array ({t.matlab}×N): this "
+                "tensor permuted by (3, 2, 1, 0)."
+            )
         if out.classes:
             const = "CLASSES" if i == 0 else f"CLASSES_{out.ident.upper()}"
             text += f" Channel i is class {const}[i] (MATLAB's order)."

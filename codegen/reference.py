@@ -14,6 +14,7 @@ without the batch letter's position games: 'SSCB', 'CB', 'CBT', 'SCB'.
 
 from __future__ import annotations
 
+import ast
 import itertools
 import math
 import re
@@ -129,6 +130,7 @@ def run_graph(
         "hidden": 1,
         "cell": 2,
         "miniBatchSize": 1,
+        "scores": 1,
     }
     in_ports = {
         "in": 0,
@@ -243,6 +245,8 @@ def to_torch(v: Value) -> np.ndarray:
         return a.transpose(2, 1, 0)
     if v.fmt == "SSCBT":
         return a.transpose(3, 4, 2, 0, 1)
+    if v.fmt == "UUUU":  # attention scores, keys×queries×heads×N
+        return a.transpose(3, 2, 1, 0)
     raise ValueError(v.fmt)
 
 
@@ -926,41 +930,116 @@ _FUNCTIONS: dict[str, Callable[..., np.ndarray]] = {
 }
 
 
-def _matlab_expression(text_: str, args: list[np.ndarray]) -> np.ndarray:
-    """Evaluate an anonymous element-wise MATLAB function of arrays.
+def _mtimes(a: Any, b: Any) -> np.ndarray:
+    """MATLAB's * : element-wise when a side is a scalar, else a matrix product."""
+    if np.size(a) == 1 or np.size(b) == 1:
+        return np.multiply(a, b)
+    if np.ndim(a) != 2 or np.ndim(b) != 2 or np.shape(a)[1] != np.shape(b)[0]:
+        raise ValueError(f"mtimes of {np.shape(a)} and {np.shape(b)}")
+    return np.asarray(a) @ np.asarray(b)
 
-    The text comes from a .mat file: it is turned into Python only after every
-    name in it is checked to be an argument or a known function, with no
-    attribute access, strings or brackets, and evaluated without builtins.
+
+_OPERATORS: dict[type, Callable[[Any, Any], Any]] = {
+    ast.Add: np.add,
+    ast.Sub: np.subtract,
+    ast.Mult: np.multiply,  # .*
+    ast.Div: np.divide,  # ./ and / by a scalar
+    ast.Pow: np.power,  # .^ and ^ with a scalar
+    ast.MatMult: _mtimes,  # *
+}
+
+
+def _matlab_expression(
+    text_: str, args: list[np.ndarray], captured: dict[str, np.ndarray] | None = None
+) -> np.ndarray:
+    """Evaluate an anonymous MATLAB function of arrays.
+
+    Element-wise operators and the functions above, MATLAB's ``*`` (a matrix
+    product unless a side is scalar), vertical concatenation ``[a; b]`` and
+    the variables the function captured. The text comes from a .mat file: it
+    is rewritten into Python syntax and walked as a syntax tree that admits
+    only numbers, known names, arithmetic and calls of the functions above.
     """
     m = re.fullmatch(r"\s*@\s*\(([^)]*)\)(.*)", text_, re.S)
     if not m:
         raise ValueError(f"not an anonymous function: {text_!r}")
     names = [p.strip() for p in m.group(1).split(",")]
-    body = m.group(2).replace(".*", "*").replace("./", "/").replace(".^", "**")
-    body = body.replace("^", "**")
+    body = m.group(2).replace(".*", "\0").replace("*", "@").replace("\0", "*")
+    body = body.replace("./", "/").replace(".^", "**").replace("^", "**")
     body = re.sub(r"(?<![\w.])(\.\d)", r"0\1", body)
-    if not re.fullmatch(r"[\w\s+\-*/().,]*", body) or "__" in body:
-        raise ValueError(f"unsupported characters in {text_!r}")
-    if re.search(r"\.\s*[A-Za-z_]", body):
-        raise ValueError(f"attribute access in {text_!r}")
-    words = set(re.findall(r"(?<![\d.])\b[A-Za-z_]\w*", body))
-    unknown = words - set(names) - set(_FUNCTIONS) - {"e", "E"}
-    if unknown:
-        raise ValueError(f"unknown names {sorted(unknown)} in {text_!r}")
-    env: dict[str, Any] = dict(_FUNCTIONS)
-    env.update(zip(names, args, strict=True))
-    return eval(body, {"__builtins__": {}}, env)
+    body = body.replace("[", "_vcat((").replace(";", "),(").replace("]", "))")
+    env: dict[str, Any] = {**(captured or {}), **dict(zip(names, args, strict=True))}
+
+    def walk(node: ast.AST) -> Any:
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
+            return float(node.value)
+        if isinstance(node, ast.Name) and node.id in env:
+            return env[node.id]
+        if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
+            return _OPERATORS[type(node.op)](walk(node.left), walk(node.right))
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            value = walk(node.operand)
+            return -value if isinstance(node.op, ast.USub) else value
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and not node.keywords
+        ):
+            values = [walk(a) for a in node.args]
+            if node.func.id == "_vcat":  # MATLAB [a; b]: along the first dimension
+                return np.concatenate([np.atleast_2d(v) for v in values], axis=0)
+            if node.func.id in _FUNCTIONS:
+                return _FUNCTIONS[node.func.id](*values)
+        raise ValueError(f"unsupported {ast.dump(node)[:40]} in {text_!r}")
+
+    try:
+        tree = ast.parse(body.strip(), mode="eval")
+    except SyntaxError:
+        raise ValueError(f"not a supported expression: {text_!r}") from None
+    return walk(tree.body)
+
+
+def _captured(layer: MatObject) -> dict[str, np.ndarray]:
+    """Numeric variables in the saved workspace of the layer's function handle."""
+    found: dict[str, np.ndarray] = {}
+
+    def arrays(value: Any) -> None:
+        if isinstance(value, MatObject):
+            value = value.fields
+        items = value.items() if isinstance(value, dict) else []
+        for key, item in items:
+            if (
+                isinstance(item, np.ndarray)
+                and item.dtype.kind in "fiu"
+                and key.isidentifier()
+            ):
+                found[key] = np.asarray(item, dtype=np.float64)
+            else:
+                arrays(item)
+        for item in value if isinstance(value, list) else []:
+            arrays(item)
+
+    def workspace(value: Any) -> None:
+        if isinstance(value, dict):
+            if "workspace" in value:
+                arrays(value["workspace"])
+                return
+            for item in value.values():
+                workspace(item)
+        elif isinstance(value, list):
+            for item in value:
+                workspace(item)
+
+    workspace(layer.get("PredictFcn"))
+    return found
 
 
 @ref("nnet.cnn.layer.FunctionLayer")
 def function_layer(layer: MatObject, xs: list[Value]) -> list[Value]:
-    return [
-        Value(
-            _matlab_expression(text(layer, "Description", ""), [x.data for x in xs]),
-            xs[0].fmt,
-        )
-    ]
+    y = _matlab_expression(
+        text(layer, "Description", ""), [x.data for x in xs], _captured(layer)
+    )
+    return [Value(y, xs[0].fmt)]
 
 
 # --------------------------------------------------------------------------
@@ -1377,6 +1456,7 @@ def sequence_unfolding(layer: MatObject, xs: list[Value]) -> list[Value]:
 
 @ref("nnet.cnn.layer.SelfAttentionLayer")
 def self_attention(layer: MatObject, xs: list[Value]) -> list[Value]:
+    """Outputs C×N×T; with HasScoresOutput also the weights, keys×queries×heads×N."""
     x = xs[0].data  # C×N×T
     heads = int(num(layer, "NumHeads"))
     Wq, Wk, Wv, Wo = (
@@ -1391,6 +1471,7 @@ def self_attention(layer: MatObject, xs: list[Value]) -> list[Value]:
     mask = field(layer, "AttentionMask", "none")
     T = x.shape[2]
     out = []
+    weights = np.zeros((T, T, heads, x.shape[1]))
     for n in range(x.shape[1]):
         X = x[:, n, :]
         Q, K, V = Wq @ X + bq, Wk @ X + bk, Wv @ X + bv
@@ -1409,9 +1490,13 @@ def self_attention(layer: MatObject, xs: list[Value]) -> list[Value]:
                 padded = xs[1].data[0, n, :] == 0
                 scores = np.where(padded[:, None], -np.inf, scores)
             e = np.exp(scores - scores.max(axis=0, keepdims=True))
-            parts.append(V[h * dv : (h + 1) * dv] @ (e / e.sum(axis=0, keepdims=True)))
+            weights[:, :, h, n] = e / e.sum(axis=0, keepdims=True)
+            parts.append(V[h * dv : (h + 1) * dv] @ weights[:, :, h, n])
         out.append(Wo @ np.concatenate(parts, axis=0) + bo)
-    return [Value(np.stack(out, axis=1), "CBT")]
+    values = [Value(np.stack(out, axis=1), "CBT")]
+    if bool(np.asarray(field(layer, "HasScoresOutput", False)).ravel()[0]):
+        values.append(Value(weights, "UUUU"))
+    return values
 
 
 # --------------------------------------------------------------------------

@@ -110,7 +110,7 @@ def stub_for(layer: Layer, problem: Diagnostic, function: str = "") -> Stub:
     dropped: list[str] = []
     fields = record.fields
     if function:  # only the variables its function captured
-        fields = captured(_workspace(record.get("PredictFcn")))
+        fields = captured_variables(record)
     for key, value in fields.items():
         if key in _SKIP or "." in key:
             continue
@@ -167,6 +167,11 @@ def function_name(layer: Layer) -> str:
     text = (text or layer.text("Description", "")).strip()
     m = re.fullmatch(r"@\s*([A-Za-z]\w*(?:\.\w+)*)", text)
     return m.group(1).rsplit(".", 1)[-1] if m else text or "function"
+
+
+def captured_variables(record: MatObject) -> dict[str, np.ndarray]:
+    """Numeric variables a functionLayer's anonymous function captured."""
+    return captured(_workspace(record.get("PredictFcn")))
 
 
 def captured(value: Any) -> dict[str, np.ndarray]:
@@ -540,10 +545,11 @@ def stand_ins(model: Any, net: Network) -> None:
 
         def zeros(*xs: Any, node: Stub = node) -> Any:
             n = xs[0].shape[0] if xs else 1
-            timed = [x for x, t in zip(xs, node.in_types, strict=False) if t.time]
-            steps = (
-                timed[0].shape[2 if node.in_types[0].time_last else 1] if timed else 1
-            )
+            timed = [(x, t) for x, t in zip(xs, node.in_types, strict=False) if t.time]
+            steps = 1
+            if timed:  # (N, T, C...), (N, C, T) or attention scores (N, heads, T, T)
+                x, t = timed[0]
+                steps = x.shape[2 if t.time_last or t.heads else 1]
             outs = []
             for t in node.out_types:
                 shape = [n, *(steps if s == "T" else s for s in t.torch_shape[1:])]

@@ -275,7 +275,9 @@ def _to_model_layout(
             candidates.append(arr.transpose(1, 2, 0))  # C×N×T → N×T×C
     squeezed = arr.reshape([s for s in arr.shape if s != 1] or [1])
     two_d = [squeezed.T, squeezed] if prefer_transposed else [squeezed, squeezed.T]
-    candidates += [arr, *two_d] if arr.ndim == 2 else two_d
+    if arr.ndim == 2:  # a dlnetwork's C×N before its N×C: a square one is ambiguous
+        two_d = [arr.T, arr, *two_d] if prefer_transposed else [arr, *two_d]
+    candidates += two_d
     for c in candidates:
         if c.shape == tuple(like):
             return c
@@ -287,6 +289,23 @@ def _to_model_layout(
         f"model's tensor of shape {tuple(like)}.",
         hint="Save X and Y exactly as passed to and returned by predict.",
     )
+
+
+def _scores_layout(arr: np.ndarray, like: tuple[int, ...]) -> np.ndarray:
+    """MATLAB's keys×queries×heads×N attention scores → (N, heads, queries, keys).
+
+    Keys and queries have the same length, so a shape match alone could not
+    tell them apart: the permutation is fixed.
+    """
+    n, heads, queries, keys = like
+    arr = np.asarray(arr, dtype=np.float32)
+    if arr.size != n * heads * queries * keys:
+        raise ConversionError(
+            f"a reference array of size {'×'.join(map(str, arr.shape))} does not "
+            f"hold attention scores of {keys}×{queries}×{heads}×{n}.",
+            hint="Save the scores exactly as predict returns them.",
+        )
+    return arr.reshape((keys, queries, heads, n), order="F").transpose(3, 2, 1, 0)
 
 
 def _against_file(ref: Path, net: Network, model, atol, rtol, torch) -> Report:
@@ -313,7 +332,15 @@ def _against_file(ref: Path, net: Network, model, atol, rtol, torch) -> Report:
         for k, spec in enumerate(net.outputs):
             got = [r[k].numpy() for r in results]
             y = ys[k]
-            if isinstance(y, list):  # one K×T per sequence
+            if spec.type.heads and isinstance(y, list):  # T×T×heads per sequence
+                actual = np.concatenate([g.reshape(-1) for g in got])
+                expected = np.concatenate(
+                    [
+                        _scores_layout(e, g.shape).reshape(-1)
+                        for e, g in zip(y, got, strict=True)
+                    ]
+                )
+            elif isinstance(y, list):  # one K×T per sequence
                 actual = np.concatenate([g.reshape(-1) for g in got])
                 expected = np.concatenate(
                     [np.asarray(e, np.float64).T.reshape(-1) for e in y]
@@ -345,7 +372,11 @@ def _against_file(ref: Path, net: Network, model, atol, rtol, torch) -> Report:
         acts = _activations(net, model, args)
     outputs = outputs if isinstance(outputs, tuple) else (outputs,)
     for k, (y, spec) in enumerate(zip(outputs, net.outputs, strict=True)):
-        expected = _to_model_layout(ys[k], tuple(y.shape), prefer_t)
+        expected = (
+            _scores_layout(ys[k], tuple(y.shape))
+            if spec.type.heads
+            else _to_model_layout(ys[k], tuple(y.shape), prefer_t)
+        )
         report.comparisons.append(
             compare(
                 y.numpy(), expected, f"output {k + 1} ({spec.port.layer!r})", atol, rtol

@@ -672,9 +672,26 @@ def yolov2_transform(name: str, anchors: int) -> MatObject:
     return plain_layer("YOLOv2TransformLayer", name, NumAnchorBoxes=d(anchors))
 
 
-def function_layer(name: str, text: str, n_inputs: int = 1) -> MatObject:
+def function_layer(
+    name: str,
+    text: str,
+    n_inputs: int = 1,
+    captured: dict[str, np.ndarray] | None = None,
+) -> MatObject:
+    """``captured``: the variables the function handle's workspace holds."""
+    handle: list[Any] = [np.array([[0xDD000000]], dtype=np.uint32)]
+    if captured:
+        handle.append(
+            {
+                "function_handle": {
+                    "function": text,
+                    "type": "anonymous",
+                    "workspace": dict(captured),
+                }
+            }
+        )
     fields = {
-        "PredictFcn": [np.array([[0xDD000000]], dtype=np.uint32)],
+        "PredictFcn": handle,
         "Formattable": np.array([[False]]),
         "Acceleratable": np.array([[False]]),
         "Description": text,
@@ -824,6 +841,7 @@ def self_attention(
     mask: Any = "none",
     seed: int = 0,
     padding_mask: bool = False,
+    scores: bool = False,
 ) -> MatObject:
     g = np.random.default_rng(seed)
     value = value or key
@@ -844,7 +862,7 @@ def self_attention(
         ),
         DropoutProbability=d(0),
         HasPaddingMaskInput=np.array([[padding_mask]]),
-        HasScoresOutput=np.array([[False]]),
+        HasScoresOutput=np.array([[scores]]),
         OutputSize=d(out),
         QueryWeights=learnable(r(key, c)),
         KeyWeights=learnable(r(key, c)),

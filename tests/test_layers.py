@@ -594,6 +594,30 @@ for name, text in {
     case(f"function-{name}")(make)
 
 
+# matrix products with captured matrices on 'CB' data (latent-control-idea's
+# soft-argmax, '@(W)[XFlat*W;YFlat*W]' after flatten + softmax)
+@case("function-captured-soft-argmax")
+def _():
+    g = np.random.default_rng(5)
+    grid = {"XFlat": g.uniform(-1, 1, (1, 189)), "YFlat": g.uniform(-1, 1, (1, 189))}
+    return img(
+        M.flatten("flat"),
+        M.softmax("sm"),
+        M.function_layer("fn", "@(W)[XFlat*W;YFlat*W]", captured=grid),
+    )
+
+
+@case("function-captured-mixed")
+def _():
+    g = np.random.default_rng(6)
+    mats = {"A": g.standard_normal((3, 4)), "b": g.standard_normal((1, 4))}
+    return [
+        M.feature_input("in", 4),
+        M.function_layer("fn", "@(x) [2*(A*x); x; exp(b*x)] - 1", captured=mats),
+        M.fully_connected("fc", w(2, 8), w(2, seed=1)),
+    ], (4,)
+
+
 # ---- graph layers: several inputs -----------------------------------------------------------
 
 
@@ -602,6 +626,7 @@ class Graph(NamedTuple):
     pairs: list
     sizes: dict
     container: str = "dag"
+    outputs: tuple = ()  # dlnetwork OutputNames
 
 
 @case("addition-residual")
@@ -1036,6 +1061,59 @@ def _():
     return sq(M.self_attention("att", 3, 1, 4, mask=mask))
 
 
+@case("seq-attention-scores-output")
+def _():
+    # a dlnetwork returning both ports: the causal mask shows in the scores
+    layers = [
+        M.sequence_input("in", 3),
+        M.self_attention("att", 3, 2, 8, mask="causal", scores=True),
+    ]
+    return Graph(
+        layers,
+        [("in", "att")],
+        {"in": seq(3)},
+        container="dlnetwork",
+        outputs=("att/scores", "att/out"),
+    )
+
+
+@case("seq-attention-scores-unused")
+def _():
+    layers = [
+        M.sequence_input("in", 3),
+        M.self_attention("att", 3, 3, 6, scores=True),
+        M.indexing1d("last"),
+    ]
+    return Graph(
+        layers, [("in", "att"), ("att/out", "last")], {"in": seq(3)}, "dlnetwork"
+    )
+
+
+@case("seq-attention-scores-padding-function")
+def _():
+    # scores after the padding mask, summed over the queries by a later layer
+    layers = [
+        M.sequence_input("in", 3),
+        M.sequence_input("pad", 3),
+        M.relu("padrelu"),
+        M.self_attention("att", 3, 2, 4, padding_mask=True, scores=True),
+        M.function_layer("fs", "@(s) sum(s.^2, 2)"),
+    ]
+    pairs = [
+        ("in", "att/in"),
+        ("pad", "padrelu"),
+        ("padrelu", "att/mask"),
+        ("att/scores", "fs"),
+    ]
+    return Graph(
+        layers,
+        pairs,
+        {"in": seq(3), "pad": seq(3)},
+        "dlnetwork",
+        outputs=("att/out", "fs"),
+    )
+
+
 @case("seq-attention-after-conv1d")
 def _():
     return sq(
@@ -1091,8 +1169,9 @@ def build(made):
         make = {"dag": M.dag, "dlnetwork": M.dlnetwork, "lgraph": M.layer_graph}[
             made.container
         ]
+        extra = {"outputs": made.outputs} if made.outputs else {}
         return (
-            {"net": make(made.layers, made.pairs)},
+            {"net": make(made.layers, made.pairs, **extra)},
             made.layers,
             made.pairs,
             made.sizes,

@@ -51,14 +51,10 @@ STUBBED = {
         "ProjectionLayer",
     ),
     ("pac48__latent-control-idea__dlnet@f28e0bd.mat", "dlnet"): (
-        "PassThroughLayer",
-        "LayerFn",
+        "PassThroughLayer",  # its soft-argmax 'layer' is translated
     ),
     ("pac48__latent-control-idea__network-gradient__dlnet.mat", "dlnet"): (
         "PassThroughLayer",
-    ),
-    ("pac48__latent-control-idea__image-control-BC__dlnet.mat", "dlnet"): (
-        "Layer3Fn",  # its layer_2 (sum over channels) is translated
     ),
 }
 REFUSED = {

@@ -3,6 +3,7 @@ in by hand verifies against outputs computed independently of the converter."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -188,3 +189,31 @@ def test_hand_written_stub_survives_regeneration(tmp_path: Path) -> None:
     shape = result.network.inputs[0].type.torch_shape[1:]
     with torch.no_grad():
         assert model(torch.zeros(1, *shape)).shape[:2] == (1, 2)
+
+
+def test_inspect_takes_custom_layers(tmp_path: Path, capsys) -> None:
+    """inspect --custom-layers: the layers the file provides are 'custom' and the
+    network counts as fully convertible, checked with the user's code."""
+    require_fixtures()
+    path = str(FIXTURES / "real" / GRADIENT)
+    mine = tmp_path / "my_layers.py"
+    for text in (
+        MY_LAYERS,
+        MY_LAYERS.replace("passThroughLayer(", "PassThroughLayer("),
+    ):
+        mine.write_text(text)  # by MATLAB class, then by generated class name
+        assert main(["inspect", path, "--custom-layers", str(mine)]) == 0
+        out = capsys.readouterr().out
+        row = next(line for line in out.splitlines() if "pass_through_layer" in line)
+        assert row.rstrip().endswith("custom passThroughLayer")
+        assert out.rstrip().endswith(
+            "Every layer converts (1 with your --custom-layers classes)."
+        )
+    assert main(["inspect", path, "--custom-layers", str(mine), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["stubs"], report["custom"], report["convertible"]) == (0, 1, True)
+
+    # a class that cannot hold the file's tensor: not convertible, and why
+    mine.write_text(MY_LAYERS.replace("self.w = ", "self.v = "))
+    assert main(["inspect", path, "--custom-layers", str(mine)]) == 1
+    assert "register each numeric matlab property" in capsys.readouterr().out.lower()

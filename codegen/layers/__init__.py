@@ -311,7 +311,11 @@ def register(
 
     def deco(fn: Handler) -> Handler:
         family = fn.__module__.rsplit(".", 1)[-1]
-        checked = _checked(fn, needs_input=not (source or family == "input"))
+        checked = _checked(
+            fn,
+            needs_input=not (source or family == "input"),
+            takes_scores=family == "function",
+        )
 
         def handle(layer: Layer) -> Node:
             return with_factors(layer, checked(layer))
@@ -327,8 +331,12 @@ def register(
     return deco
 
 
-def _checked(fn: Handler, needs_input: bool) -> Handler:
-    """``fn`` behind the checks every layer gets (see codegen.layers.fields)."""
+def _checked(fn: Handler, needs_input: bool, takes_scores: bool) -> Handler:
+    """``fn`` behind the checks every layer gets (see codegen.layers.fields).
+
+    Attention scores are unformatted in MATLAB: only a functionLayer (or a
+    user-defined layer, a stub) can take them.
+    """
     from codegen.layers.fields import check_fields
 
     @functools.wraps(fn)
@@ -348,6 +356,12 @@ def _checked(fn: Handler, needs_input: bool) -> Handler:
             raise LayerError(
                 f"it is an input layer, yet {feeds} is connected into it; the file "
                 "is damaged."
+            )
+        if not takes_scores and any(t.heads for t in layer.in_types):
+            raise LayerError(
+                "it reads a selfAttentionLayer's attention scores, an unformatted "
+                "keys×queries×heads×N array that only a functionLayer or a "
+                "user-defined layer can take."
             )
         return fn(layer)
 

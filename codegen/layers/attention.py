@@ -2,7 +2,10 @@
 
 Heads own contiguous blocks of the key/value channels, scores are scaled by
 1/sqrt(key channels per head) and normalized over the keys, as in MATLAB
-(and in PyTorch's scaled_dot_product_attention).
+(and in PyTorch's scaled_dot_product_attention). HasScoresOutput adds the
+port 'scores': the attention weights after masking and softmax, MATLAB's
+keys×queries×heads×N (unformatted, as attention() returns its weights),
+(N, heads, queries, keys) in the generated code.
 """
 
 from __future__ import annotations
@@ -40,6 +43,10 @@ class Attention(WrappedModule):
     comment: str = ""
     mask_pre: Relayout = Relayout.NONE  # re-layout of the padding mask input
 
+    def hookable(self) -> bool:
+        # with_scores() computes the scores output: forward hooks do not see it
+        return len(self.out_types) == 1
+
 
 def for_predict(net: Network) -> Network:
     """Switch off the causal masks MATLAB's DAGNetwork predict ignores."""
@@ -70,7 +77,8 @@ def _size(layer: Layer, key: str, default: int) -> int:
 
 @register(
     "nnet.cnn.layer.SelfAttentionLayer",
-    torch="SelfAttention helper (Linear projections + scaled_dot_product_attention)",
+    torch="SelfAttention helper (Linear projections + scaled_dot_product_attention; "
+    "with_scores() for the 'scores' output)",
 )
 def self_attention(layer: Layer) -> Attention:
     t = layer.in_type
@@ -81,8 +89,6 @@ def self_attention(layer: Layer) -> Attention:
     padding = layer.flag("HasPaddingMaskInput")
     if padding and (len(layer.in_types) != 2 or layer.in_types[1].format != "CT"):
         raise LayerError("its padding mask input is not a sequence like its data.")
-    if layer.flag("HasScoresOutput"):
-        raise LayerError("its attention-scores output is not supported.")
     c = t.channels
     heads = int(layer.number("NumHeads"))
     key = _size(layer, "NumKeyChannels", c)
@@ -126,6 +132,9 @@ def self_attention(layer: Layer) -> Attention:
         params[f"{name}.weight"] = mat_reshape(w, (rows, cols), w_key)
         params[f"{name}.bias"] = mat_reshape(b, (rows,), b_key)
     steps = int(params["mask"].shape[0]) if "mask" in params else 0
+    out_types = (TensorType(channels=out, time=True),)
+    if layer.flag("HasScoresOutput"):  # keys×queries×heads×N, after the mask
+        out_types += (TensorType(channels=heads, time=True, heads=heads),)
     return Attention(
         **layer.common(),
         mask_pre=to_time_first(layer.in_types[1]) if padding else Relayout.NONE,
@@ -134,5 +143,6 @@ def self_attention(layer: Layer) -> Attention:
         params=params,
         pre=to_time_first(t),
         helpers=("self_attention",),
-        out_types=(TensorType(channels=out, time=True),),
+        port_names=("out", "scores")[: len(out_types)],
+        out_types=out_types,
     )

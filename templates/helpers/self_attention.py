@@ -15,7 +15,7 @@ class SelfAttention(nn.Module):
     (queries by keys, True = may attend) is a fixed mask from MATLAB. A
     ``padding_mask`` (N, T, C) like the input (MATLAB's HasPaddingMaskInput)
     keeps the keys of the steps where its first channel is 0 from being
-    attended to.
+    attended to. ``with_scores`` also returns the attention weights.
     """
 
     mask: torch.Tensor | None
@@ -48,6 +48,35 @@ class SelfAttention(nn.Module):
     def forward(
         self, x: torch.Tensor, padding_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
+        q, k, v, mask, causal = self._heads(x, padding_mask)
+        y = nn.functional.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, is_causal=causal
+        )
+        return self._merge(y)
+
+    def with_scores(
+        self, x: torch.Tensor, padding_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """forward()'s output and the attention weights (MATLAB's scores).
+
+        The weights are (N, heads, queries, keys): softmax over the keys after
+        masking. MATLAB holds them as keys-by-queries-by-heads-by-N, i.e. this tensor
+        permuted by (3, 2, 1, 0).
+        """
+        q, k, v, mask, causal = self._heads(x, padding_mask)
+        if causal:
+            steps = x.shape[1]
+            mask = torch.ones(steps, steps, dtype=torch.bool, device=x.device).tril()
+        scores = q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        weights = scores.softmax(dim=-1)
+        return self._merge(weights @ v), weights
+
+    def _heads(
+        self, x: torch.Tensor, padding_mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, bool]:
+        """Queries, keys and values per head, the boolean mask and the causal flag."""
         n, steps, _ = x.shape
 
         def heads(v: torch.Tensor) -> torch.Tensor:
@@ -65,8 +94,10 @@ class SelfAttention(nn.Module):
                 )
                 causal = False
             mask = keys if mask is None else keys & mask
-        y = nn.functional.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, is_causal=causal
-        )
+        return q, k, v, mask, causal
+
+    def _merge(self, y: torch.Tensor) -> torch.Tensor:
+        """(N, heads, T, channels per head) → the output projection, (N, T, C)."""
+        n, _, steps, _ = y.shape
         out: torch.Tensor = self.output(y.transpose(1, 2).reshape(n, steps, -1))
         return out
