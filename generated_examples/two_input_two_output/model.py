@@ -117,9 +117,8 @@ class Encoder(nn.Module):
 
 def loss_fn() -> nn.Module:
     """MATLAB's training loss for forward()'s outputs: none was saved, calling this raises."""
-    raise NotImplementedError(
-        "MATLAB dlnetwork 'encoder' has no output layer: the .mat file holds no loss (MATLAB's trainnet or a custom loop supplied it). Write the loss in PyTorch yourself."
-    )
+    msg = "MATLAB dlnetwork 'encoder' has no output layer: the .mat file holds no loss (MATLAB's trainnet or a custom loop supplied it). Write the loss in PyTorch yourself."
+    raise NotImplementedError(msg)
 
 
 def _keep(
