@@ -1336,11 +1336,10 @@ def _time_padding(layer: MatObject, T: int, k: int, s: int, d: int) -> tuple[int
     return int(p[0]), int(p[1])
 
 
-def _over_time(
-    x: np.ndarray, k: int, s: int, d: int, pads: tuple[int, int], fill: float
-):
-    """Yield (offset, slab) with slab[:, :, t] = xpad[:, :, t*s + offset*d]."""
-    xp = np.pad(x, [(0, 0), (0, 0), pads], constant_values=fill)
+def _over_time(x: np.ndarray, k: int, s: int, d: int, pads: tuple[int, int], fill: Any):
+    """Yield (offset, slab) with slab[:, :, t] = xpad[:, :, t*s + offset*d];
+    ``fill`` is a number or one of MATLAB's PaddingValue names."""
+    xp = np.moveaxis(_pad(np.moveaxis(x, 2, 0), [pads], fill), 0, 2)
     T_out = (xp.shape[2] - ((k - 1) * d + 1)) // s + 1
     for u in range(k):
         yield u, xp[:, :, u * d : u * d + (T_out - 1) * s + 1 : s]
@@ -1357,9 +1356,14 @@ def conv1d(layer: MatObject, xs: list[Value]) -> list[Value]:
     C = a.shape[0]
     F = _filters(layer, np.ravel(field(layer, "NumFilters", [])), k * C)
     W = full(learn(layer, "Weights"), (k, C, F))
+    fill = field(layer, "PaddingValue", 0.0)
+    if isinstance(fill, list) and len(fill) == 1:
+        fill = fill[0]
+    if not isinstance(fill, str):
+        fill = float(np.ravel(fill)[0])
     y = None
     for u, slab in _over_time(
-        a, k, s, d, _time_padding(layer, a.shape[2], k, s, d), 0.0
+        a, k, s, d, _time_padding(layer, a.shape[2], k, s, d), fill
     ):
         term = np.einsum("cnt,cf->fnt", slab, W[u])
         y = term if y is None else y + term

@@ -337,6 +337,25 @@ def test_convolution_without_num_filters_verifies(tmp_path: Path, kind: str) -> 
     assert verify(tmp_path / "net.mat", tmp_path / "out").ok
 
 
+def test_fully_connected_weights_saved_transposed(tmp_path: Path) -> None:
+    layer = fc("fc_1", 4, 3)
+    layer = with_fields(layer, Weights=layer.fields["Weights"]["Value"].T.copy())
+    text = refused(tmp_path, chain(M.feature_input("in", 3), layer))
+    assert "layer 'fc_1'" in text and "Weights are 3×4" in text and "4×3" in text
+
+
+@pytest.mark.parametrize("value", [9.2e18, -3.0, "replicate", "symmetric-include-edge"])
+def test_conv1d_padding_value_verifies(tmp_path: Path, value: Any) -> None:
+    """The reference pads 1-D convolutions with PaddingValue too."""
+    g = np.random.default_rng(0)
+    conv = M.conv1d("conv", g.standard_normal((3, 2, 4)), np.zeros(4), padding=(2, 1))
+    conv = with_fields(conv, PaddingValue=value)
+    layers = [M.sequence_input("in", 2), conv, M.regression("out")]
+    write_mat(tmp_path / "net.mat", {"net": M.series(layers)})
+    convert(tmp_path / "net.mat", tmp_path / "out")
+    assert verify(tmp_path / "net.mat", tmp_path / "out").ok
+
+
 def test_absurdly_long_chain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """10^5 layers would take hours to format; the cap is checked on a short
     chain by lowering it (writing 10^5 layers here would take minutes)."""

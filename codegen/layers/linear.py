@@ -75,7 +75,13 @@ def _torch_weight(layer: Layer, w: np.ndarray, t: TensorType, out: int) -> np.nd
         k = mat_reshape(w, (*spatial, c, out), "Weights")
         axes = (k.ndim - 1, k.ndim - 2, *range(len(spatial)))
         return k.transpose(axes).reshape(out, -1)
-    w2 = mat_reshape(w, (out, math.prod(spatial) * c), "Weights")
+    n_in = math.prod(spatial) * c
+    if w.ndim == 2 and w.shape != (out, n_in):  # MATLAB saves OutputSize×InputSize
+        raise LayerError(
+            f"its Weights are {w.shape[0]}×{w.shape[1]}; with {n_in} inputs and "
+            f"{out} outputs MATLAB saves them {out}×{n_in}."
+        )
+    w2 = mat_reshape(w, (out, n_in), "Weights")
     if not t.spatial:
         return w2
     # Column j = h + H*w + H*W*c: a C-order index over (c, w, h).
