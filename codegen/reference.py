@@ -563,7 +563,8 @@ def fully_connected(layer: MatObject, xs: list[Value]) -> list[Value]:
         flat = x.data
     W = learn(layer, "Weights")
     n_in = flat.shape[0]
-    if W.ndim >= 3 or np.size(field(layer, "InputSize", [])) >= 3:
+    old_size = np.size(field(layer, "InputSize", [])) >= 3
+    if W.ndim >= 3 or (old_size and W.shape[-1] != n_in):
         out = W.size // n_in
         Wm = full(W, (n_in, out)).T  # H×W×C×O kernel, column-major over H, W, C
     else:

@@ -344,6 +344,35 @@ def test_fully_connected_weights_saved_transposed(tmp_path: Path) -> None:
     assert "layer 'fc_1'" in text and "Weights are 3×4" in text and "4×3" in text
 
 
+def test_fully_connected_input_size_that_is_not_a_kernel_verifies(
+    tmp_path: Path,
+) -> None:
+    """An InputSize of 3+ elements once meant H×W×C×O weights; weights that
+    are already Out×In are read as they are, by converter and reference."""
+    layers = [
+        M.sequence_input("in", 5),
+        fc("fc", 2, 5, InputSize=M.d([3.0] * 5)),
+        M.regression("out"),
+    ]
+    write_mat(tmp_path / "net.mat", {"net": M.series(layers)})
+    convert(tmp_path / "net.mat", tmp_path / "out")
+    assert verify(tmp_path / "net.mat", tmp_path / "out").ok
+
+
+def test_old_fully_connected_kernel_saved_two_dimensional_verifies(
+    tmp_path: Path,
+) -> None:
+    """A grayscale H×W×1×1 kernel is saved H×W (trailing singletons drop)."""
+    g = np.random.default_rng(0)
+    kernel = g.standard_normal((4, 3)).astype(np.float32)
+    layer = M.fully_connected("fc", kernel, np.zeros(1), input_size=(4, 3, 1))
+    layer = with_fields(layer, OutputSize=M.d([1.0, 1.0, 1.0]))
+    layers = [M.image_input("in", (4, 3, 1)), layer, M.regression("out")]
+    write_mat(tmp_path / "net.mat", {"net": M.series(layers)})
+    convert(tmp_path / "net.mat", tmp_path / "out")
+    assert verify(tmp_path / "net.mat", tmp_path / "out").ok
+
+
 @pytest.mark.parametrize("value", [9.2e18, -3.0, "replicate", "symmetric-include-edge"])
 def test_conv1d_padding_value_verifies(tmp_path: Path, value: Any) -> None:
     """The reference pads 1-D convolutions with PaddingValue too."""

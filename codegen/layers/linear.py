@@ -70,12 +70,14 @@ def _output_size(layer: Layer) -> int:
 def _torch_weight(layer: Layer, w: np.ndarray, t: TensorType, out: int) -> np.ndarray:
     spatial = t.spatial or (1, 1)
     c = t.channels
-    if w.ndim >= 3 or (layer.has("InputSize") and np.size(layer.raw("InputSize")) >= 3):
-        # Older releases: a kernel the size of the input, H×W×C×O.
+    n_in = math.prod(spatial) * c
+    old_size = layer.has("InputSize") and np.size(layer.raw("InputSize")) >= 3
+    if w.ndim >= 3 or (old_size and w.shape != (out, n_in)):
+        # Older releases: a kernel the size of the input, H×W×C×O (2-D when
+        # C and O are 1). Weights already O×n_in read the same either way.
         k = mat_reshape(w, (*spatial, c, out), "Weights")
         axes = (k.ndim - 1, k.ndim - 2, *range(len(spatial)))
         return k.transpose(axes).reshape(out, -1)
-    n_in = math.prod(spatial) * c
     if w.ndim == 2 and w.shape != (out, n_in):  # MATLAB saves OutputSize×InputSize
         raise LayerError(
             f"its Weights are {w.shape[0]}×{w.shape[1]}; with {n_in} inputs and "
