@@ -35,7 +35,7 @@ from codegen.parse import parse
 from codegen.plan import ForwardPlan, plan_forward
 from codegen.render import WEIGHTS_NAME, converter_names, render
 from codegen.text import doc, plain_sizes
-from codegen.weights import Weights
+from codegen.weights import Serialized, Weights
 
 MODEL_NAME = "model.py"
 
@@ -47,7 +47,9 @@ class Result:
     network: Network
     plan: ForwardPlan
     code: str
-    weights: bytes  # serialized once, as the regeneration compares and writes them
+    # serialized once, into a temporary file, as the regeneration compares and
+    # writes them (bytes where a caller builds a Result itself)
+    weights: bytes | Serialized
     notes: list[str] = field(default_factory=list)
     written: tuple[Path, ...] = ()
 
@@ -258,7 +260,7 @@ def generate(net: Network, plan: ForwardPlan, *, check: bool = True) -> Result:
         if check:
             _run_once(net, model, state)
             progress.stage("check")
-        weights = bytes(Weights(state))
+        weights = Weights(state).serialize()
         progress.stage("weights")
         code = format_source(_source(net, plan, notes)) if missing else formatted()
         progress.stage("format", f"{len(code.splitlines())} lines")
