@@ -84,7 +84,7 @@ class Variable:
 
 def list_variables(path: Path) -> list[Variable]:
     """List a file's variables without decoding them."""
-    info = _decode(path, _whos, str(path))
+    info = _decode(path, _whos, str(path), full=False)
     return [Variable(name, str(cls)) for name, (_shape, cls) in info.items()]
 
 
@@ -93,15 +93,19 @@ def load_variables(path: Path, names: list[str]) -> dict[str, Any]:
     return _decode(path, _load, path, names)
 
 
-def _decode(path: Path, fn: Any, *args: Any) -> Any:
-    """Check the file's structure, then run mat-io on it in a child process
-    (codegen.untrusted): a damaged file must not crash or exhaust this one."""
+def _decode(path: Path, fn: Any, *args: Any, full: bool = True) -> Any:
+    """Run mat-io on the file in a child process that checks its structure
+    first (codegen.untrusted): a damaged file must not crash or exhaust this
+    one."""
     _check_readable(path)
-    layout = untrusted.scan(path)
     _import_reader()
     try:
-        return untrusted.run_isolated(path, layout, fn, *args)
-    except untrusted.Failed as exc:
+        return untrusted.run_isolated(path, fn, *args, full=full)
+    except (untrusted.Failed, ConversionError) as exc:
+        if not full:  # the scan skipped inflating: let the full one say
+            untrusted.scan(path)  # precisely what is damaged, where it can
+        if isinstance(exc, ConversionError):
+            raise
         raise _unreadable(path, exc.type_name, exc.message) from None
 
 

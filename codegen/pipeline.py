@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from codegen import graph as graph_mod
-from codegen import matconvnet, progress, selfcheck, stubs
+from codegen import matconvnet, progress, selfcheck, stubs, untrusted
 from codegen.budget import check_untrained_size
 from codegen.diagnostics import ConversionError
-from codegen.format import format_source, top_level_names
+from codegen.format import format_later, format_source, top_level_names
 from codegen.graph import LayerGraph
 from codegen.helpers import helper_names
 from codegen.ir import Network, Normalization
@@ -35,7 +35,7 @@ from codegen.parse import parse
 from codegen.plan import ForwardPlan, plan_forward
 from codegen.render import WEIGHTS_NAME, converter_names, render
 from codegen.text import doc, plain_sizes
-from codegen.weights import Weights
+from codegen.weights import Serialized, Weights
 
 MODEL_NAME = "model.py"
 
@@ -47,7 +47,9 @@ class Result:
     network: Network
     plan: ForwardPlan
     code: str
-    weights: bytes  # serialized once, as the regeneration compares and writes them
+    # serialized once, into a temporary file, as the regeneration compares and
+    # writes them (bytes where a caller builds a Result itself)
+    weights: bytes | Serialized
     notes: list[str] = field(default_factory=list)
     written: tuple[Path, ...] = ()
 
@@ -174,7 +176,8 @@ def convert(
         from codegen.regenerate import refuse_foreign
 
         refuse_foreign(Path(out_dir))  # a model.py mat2torch did not write
-    loaded = load_graph(path, var)
+    with untrusted.meanwhile(_warm_up):
+        loaded = load_graph(path, var)
     progress.stage("read", f"{progress.megabytes(path.stat().st_size)}")
     net, plan = build(loaded, class_name)
     del loaded  # the decoded MATLAB records: the IR holds what it needs
@@ -190,6 +193,13 @@ def convert(
         result.written = regenerate(Path(out_dir), result, force=force)
         progress.stage("write", f"weights {progress.megabytes(len(result.weights))}")
     return result
+
+
+def _warm_up() -> None:
+    """Import what the later passes need while the reader's child works."""
+    import black  # noqa: F401
+    import libcst  # noqa: F401
+    import torch  # noqa: F401
 
 
 def validate_class_name(name: str) -> None:
@@ -227,32 +237,34 @@ def generate(net: Network, plan: ForwardPlan, *, check: bool = True) -> Result:
         notes.append(
             f"The .mat file holds NaN weights for {', '.join(nan)}; copied as they are."
         )
-    code = _code(net, plan, notes)
-    check_untrained_size(net, code, state)
-    progress.stage("render and format", f"{len(code.splitlines())} lines")
-    import torch
+    raw = _source(net, plan, notes)
+    with format_later(raw) as formatted:  # black runs while the checks do
+        progress.stage("render")
+        check_untrained_size(net, raw, state)
+        import torch
 
-    progress.stage("import torch")
-    model = _instantiate(net, code, state)
-    missing = sorted(set(model.state_dict()) - set(state))
-    if missing:
-        net = dataclasses.replace(net, untrained=untrained_layers(model, state))
-        notes.append(
-            f"The .mat file holds no trained weights for {', '.join(net.untrained)}; "
-            f"{WEIGHTS_NAME} holds PyTorch's default initialization (seed 0) for them."
-        )
-        torch.manual_seed(0)
-        defaults = type(model)().state_dict()
-        for key, value in defaults.items():
-            if key in missing:
-                state[key] = value.detach().cpu().numpy()
-        code = _code(net, plan, notes)
-    if check:
-        _run_once(net, model, state)
-        progress.stage("check")
-    return Result(
-        network=net, plan=plan, code=code, weights=bytes(Weights(state)), notes=notes
-    )
+        model = _instantiate(net, raw, state)
+        missing = sorted(set(model.state_dict()) - set(state))
+        if missing:
+            net = dataclasses.replace(net, untrained=untrained_layers(model, state))
+            notes.append(
+                f"The .mat file holds no trained weights for "
+                f"{', '.join(net.untrained)}; {WEIGHTS_NAME} holds PyTorch's "
+                "default initialization (seed 0) for them."
+            )
+            torch.manual_seed(0)
+            defaults = type(model)().state_dict()
+            for key, value in defaults.items():
+                if key in missing:
+                    state[key] = value.detach().cpu().numpy()
+        if check:
+            _run_once(net, model, state)
+            progress.stage("check")
+        weights = Weights(state).serialize()
+        progress.stage("weights")
+        code = format_source(_source(net, plan, notes)) if missing else formatted()
+        progress.stage("format", f"{len(code.splitlines())} lines")
+    return Result(network=net, plan=plan, code=code, weights=weights, notes=notes)
 
 
 def untrained_layers(model: Any, state: dict[str, Any]) -> tuple[str, ...]:
@@ -262,10 +274,9 @@ def untrained_layers(model: Any, state: dict[str, Any]) -> tuple[str, ...]:
     )
 
 
-def _code(net: Network, plan: ForwardPlan, notes: list[str]) -> str:
-    code = format_source(
-        render(net, plan, about=describe(net, plan, notes), class_doc=class_doc(net))
-    )
+def _source(net: Network, plan: ForwardPlan, notes: list[str]) -> str:
+    """The module as rendered (before black), its top-level names checked."""
+    code = render(net, plan, about=describe(net, plan, notes), class_doc=class_doc(net))
     stray = (
         top_level_names(code)
         - {

@@ -59,6 +59,7 @@ import libcst as cst
 
 from codegen.diagnostics import ConversionError
 from codegen.render import WEIGHTS_NAME
+from codegen.weights import Serialized
 
 MODEL_NAME = "model.py"
 SIDECAR_NAME = "mat2torch-base.json"
@@ -584,7 +585,7 @@ class Plan:
     code: str  # model.py after regeneration
     ours: str | None  # model.py as it is on disk (None: there is none)
     new: str  # what the converter generates now: the next base
-    weights: bytes
+    weights: bytes | Serialized
     kind: str = "fresh"  # "fresh", "forced", "code unchanged" or "merged"
     merge: Merge | None = None
     resolving: bool = False  # merged from the user's resolution in model.py.merge
@@ -687,9 +688,8 @@ def _refuse_unrelated(model: Path, base: str, ours: str) -> None:
         )
 
 
-def weights_fit(code: str, class_name: str, weights: bytes) -> list[str]:
+def weights_fit(code: str, class_name: str, weights: bytes | Serialized) -> list[str]:
     """Notes on weights an edited module no longer accepts (empty when all fit)."""
-    import torch
 
     module = types.ModuleType("mat2torch_edited")
     module.__file__ = MODEL_NAME
@@ -701,7 +701,7 @@ def weights_fit(code: str, class_name: str, weights: bytes) -> list[str]:
             f"could not build {class_name}() from the edited {MODEL_NAME} to check "
             f"the weights against it ({type(exc).__name__}: {exc})."
         ]
-    state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
+    state = _load_state(weights)
     rejected = [
         f"{k} {tuple(v.shape)}"
         + (f" (module: {tuple(expected[k].shape)})" if k in expected else "")
@@ -755,7 +755,7 @@ def regenerate(out_dir: Path, result: Any, *, force: bool) -> tuple[Path, ...]:
             {MERGE_NAME: the_plan.code.encode(), PENDING_NAME: the_plan.sidecar},
         )
         raise MergeConflict(_conflict_report(the_plan), hint=_conflict_hint(the_plan))
-    files = {
+    files: dict[str, bytes | Serialized] = {
         WEIGHTS_NAME: result.weights,
         MODEL_NAME: the_plan.code.encode(),
         SIDECAR_NAME: the_plan.sidecar,
@@ -765,7 +765,7 @@ def regenerate(out_dir: Path, result: Any, *, force: bool) -> tuple[Path, ...]:
     for name in (WEIGHTS_NAME, SIDECAR_NAME):  # nor are files that would not change
         path = out_dir / name
         if path.is_file() and path.stat().st_size == len(files[name]):
-            if path.read_bytes() == files[name]:
+            if _same(path, files[name]):
                 del files[name]
     if the_plan.code != the_plan.new:
         result.notes += weights_fit(the_plan.code, net.class_name, result.weights)
@@ -839,10 +839,10 @@ def preview(
         where = ", ".join(p.merge.changes) if p.merge else "regenerated from scratch"
         reasons.append(f"{model}: would change ({where}).")
     weights_path = out_dir / WEIGHTS_NAME
-    old = weights_path.read_bytes() if weights_path.is_file() else None
+    old = weights_path if weights_path.is_file() else None
     if old is None:
         reasons.append(f"{weights_path}: would be created.")
-    elif old != p.weights:
+    elif not _same(old, p.weights):
         reasons.append(
             f"{weights_path}: would change ({_weights_summary(old, p.weights, short=True)})."
         )
@@ -856,21 +856,36 @@ def preview(
                 f"b/{model}",
             )
         )
-        if old != p.weights:
+        if old is not None and not _same(old, p.weights):
             text += _weights_summary(old, p.weights, short=False)
     return not reasons, text, reasons
 
 
-def _weights_summary(old: bytes | None, new: bytes, *, short: bool) -> str:
+def _same(path: Path, data: bytes | Serialized) -> bool:
+    """Whether the file at ``path`` holds ``data``, without reading it whole
+    into memory next to a big ``data``."""
+    if isinstance(data, Serialized):
+        return data.same_as_file(path)
+    return path.stat().st_size == len(data) and path.read_bytes() == data
+
+
+def _load_state(data: bytes | Serialized | Path) -> dict[str, Any]:
+    import torch
+
+    if isinstance(data, Serialized):
+        source: Any = data.reader()
+    elif isinstance(data, Path):
+        source = data
+    else:
+        source = io.BytesIO(data)
+    return torch.load(source, map_location="cpu", weights_only=True)
+
+
+def _weights_summary(old: Path | None, new: bytes | Serialized, *, short: bool) -> str:
     """Changed tensors by key with their largest absolute change."""
     import torch
 
-    def load(data: bytes | None) -> dict[str, Any]:
-        if data is None:
-            return {}
-        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-
-    a, b = load(old), load(new)
+    a, b = (_load_state(old) if old is not None else {}), _load_state(new)
     rows = []
     for key in sorted(set(a) | set(b)):
         if key not in a:
@@ -889,7 +904,9 @@ def _weights_summary(old: bytes | None, new: bytes, *, short: bool) -> str:
 
 
 def _write(
-    out_dir: Path, files: dict[str, bytes], remove: tuple[str, ...] = ()
+    out_dir: Path,
+    files: dict[str, bytes | Serialized],
+    remove: tuple[str, ...] = (),
 ) -> None:
     """Stage every file in ``out_dir``, then link them into place, then remove ``remove``.
 
@@ -948,7 +965,7 @@ def _write(
 
 
 def _stage(
-    out_dir: Path, name: str, data: bytes, anonymous: bool = True
+    out_dir: Path, name: str, data: bytes | Serialized, anonymous: bool = True
 ) -> tuple[int, str | None]:
     """An open, complete, synced file holding ``data``: (fd, its name or None)."""
     tmp: str | None = None
@@ -963,9 +980,12 @@ def _stage(
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 is not what users expect
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+    if isinstance(data, Serialized):
+        data.write_to(fd)
+    else:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
     os.fsync(fd)
     return fd, tmp
 

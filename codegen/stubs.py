@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import keyword
 import re
 from dataclasses import dataclass
@@ -35,8 +36,16 @@ from codegen.text import doc, plain_sizes
 
 # Fields MATLAB keeps for every layer: not properties of the user's class.
 _SKIP = {"Name", "Description", "Type", "Version", "PrivateNumStates"}
-# nn.Module attributes a property must not shadow.
-_MODULE_ATTRS = set(dir(__import__("torch").nn.Module)) | {"forward"}
+
+
+@functools.cache
+def _module_attrs() -> frozenset[str]:
+    """nn.Module attributes a property must not shadow (torch is imported
+    only when needed: the pipeline imports it while the file is read)."""
+    import torch
+
+    return frozenset(dir(torch.nn.Module)) | {"forward"}
+
 
 SAME_AS_INPUT = (
     "assumed the same as its first input (nothing in the file says otherwise)"
@@ -77,7 +86,7 @@ def attribute(name: str) -> str | None:
     """The Python attribute for MATLAB property ``name`` (None: not usable)."""
     if not name.isidentifier() or not name.isascii() or keyword.iskeyword(name):
         return None
-    return f"{name}_" if name in _MODULE_ATTRS else name
+    return f"{name}_" if name in _module_attrs() else name
 
 
 def _numeric(value: Any) -> np.ndarray | None:

@@ -9,11 +9,14 @@ both here so the rest of the code never meets them:
    declared size is checked against the bytes present, and every compressed
    element is inflated (counting, not keeping, the output) so a truncated or
    damaged stream is named precisely and the decompressed size is known.
-2. ``run_isolated`` runs the decoder in a forked child under an address-space
-   limit (a fixed multiple of that decompressed size) and a CPU-time limit
-   (with a looser wall-clock backstop for a reader that blocks).
-   A crash, a memory blow-up or a hang in the child becomes a
-   ``ConversionError`` in the parent; the decoded records come back pickled.
+2. ``run_isolated`` runs the scan and then the decoder in a forked child,
+   the decoder under an address-space limit (a fixed multiple of that
+   decompressed size) and a CPU-time limit (with a looser wall-clock backstop
+   for a reader that blocks). A crash, a memory blow-up or a hang in the
+   child becomes a ``ConversionError`` in the parent; the decoded records
+   come back pickled, their arrays as raw out-of-band buffers (one copy in
+   the parent, none in the child). Scanning in the child lets the parent do
+   other work meanwhile (``meanwhile``: the pipeline imports torch).
 
 Where ``os.fork`` does not exist (Windows) the decoder runs in-process, with
 the structural checks only.
@@ -21,6 +24,7 @@ the structural checks only.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import mmap
 import os
@@ -29,7 +33,8 @@ import signal
 import struct
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,17 +96,22 @@ def corrupt(path: Path, what: str) -> ConversionError:
 # 1. structural scan
 
 
-def scan(path: Path) -> Layout:
+def scan(path: Path, inflate: bool = True) -> Layout:
     """Check every top-level element of a v7 file against the bytes present.
 
-    Cached per file version: convert lists, then loads, the same file.
+    ``inflate=False`` skips inflating compressed elements (their damage and
+    decompressed size stay unknown; the compressed size stands in): enough
+    before listing variables, which reads only their headers.
     """
     st = path.stat()
-    return _scan(path, st.st_size, (st.st_ino, st.st_mtime_ns, st.st_ctime_ns))
+    key = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
+    return _scan(path, st.st_size, key, inflate)
 
 
 @functools.lru_cache(maxsize=8)
-def _scan(path: Path, size: int, _version: tuple[int, int, int]) -> Layout:
+def _scan(
+    path: Path, size: int, _version: tuple[int, int, int], inflate: bool
+) -> Layout:
     with path.open("rb") as fh:
         head = fh.read(HEADER)
         if size >= 520:
@@ -123,12 +133,12 @@ def _scan(path: Path, size: int, _version: tuple[int, int, int]) -> Layout:
     if size == HEADER:
         return Layout("v7", size, 0)
     with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as m:
-        starts, total = _walk(path, m, order)
+        starts, total = _walk(path, m, order, inflate)
         _check_subsystem(path, head, order, starts, size)
     return Layout("v7", size, total)
 
 
-def _walk(path: Path, m: mmap.mmap, order: str) -> tuple[set[int], int]:
+def _walk(path: Path, m: mmap.mmap, order: str, inflate: bool) -> tuple[set[int], int]:
     size = len(m)
     pos, total, starts = HEADER, 0, set()
     while pos < size:
@@ -159,7 +169,7 @@ def _walk(path: Path, m: mmap.mmap, order: str) -> tuple[set[int], int]:
             )
         starts.add(pos)
         body = pos + 8
-        if mdtype == MI_COMPRESSED:
+        if mdtype == MI_COMPRESSED and inflate:
             total += _inflated_size(path, m, body, nbytes, order)
         else:
             total += nbytes + 8
@@ -233,24 +243,51 @@ def _check_subsystem(
 # 2. decoding in a child process
 
 
-def run_isolated(path: Path, layout: Layout, fn: Callable[..., Any], *args: Any) -> Any:
-    """``fn(*args)`` in a forked child under ``layout``'s memory and time limits.
+_MEANWHILE: ContextVar[Callable[[], object] | None] = ContextVar(
+    "meanwhile", default=None
+)
+
+
+@contextlib.contextmanager
+def meanwhile(work: Callable[[], object]) -> Iterator[None]:
+    """Run ``work`` in this process while the next full read decodes in its
+    child (the two share the machine's cores instead of taking turns)."""
+    token = _MEANWHILE.set(work)
+    try:
+        yield
+    finally:
+        _MEANWHILE.reset(token)
+
+
+def run_isolated(
+    path: Path, fn: Callable[..., Any], *args: Any, full: bool = True
+) -> Any:
+    """``fn(*args)`` in a forked child that first scans ``path`` (inflating
+    compressed elements unless ``full`` is false) and then runs ``fn`` under
+    the memory and time limits of the scan's ``Layout``.
 
     Exceptions raised by ``fn`` come back as ``("error", type, message)``;
     its result comes back pickled.
     """
     if not hasattr(os, "fork"):
         return fn(*args)
+    # Until the child knows the decompressed size, bound the wall clock by
+    # an estimate as generous as the one used for HDF5 files.
+    estimate = Layout("", 0, path.stat().st_size * HDF5_EXPANSION)
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns
         os.close(read_fd)
-        _child(write_fd, layout, fn, args)
+        _child(write_fd, path, full, fn, args)
     os.close(write_fd)
     # The CPU-time limit catches a spinning reader; this catches a stuck one.
-    deadline = time.monotonic() + WALL_FACTOR * layout.time_limit
+    deadline = time.monotonic() + WALL_FACTOR * estimate.time_limit
     try:
-        data = _read_all(read_fd, pid, deadline)
+        work = _MEANWHILE.get() if full else None
+        if work is not None:
+            _MEANWHILE.set(None)  # once per conversion
+            work()
+        result = _receive(read_fd, pid, deadline)
     except BaseException:  # Ctrl-C: do not leave the reader running
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
@@ -260,10 +297,10 @@ def run_isolated(path: Path, layout: Layout, fn: Callable[..., Any], *args: Any)
         signal.SIGXCPU,
         signal.SIGKILL,
     )
-    if data is None or slow:
+    if result is _STUCK or slow:
         raise corrupt(
             path,
-            f"reading it took longer than {layout.time_limit:.0f} s, far longer "
+            f"reading it took longer than {estimate.time_limit:.0f} s, far longer "
             "than a file of its size needs",
         )
     if os.WIFSIGNALED(status):
@@ -274,10 +311,9 @@ def run_isolated(path: Path, layout: Layout, fn: Callable[..., Any], *args: Any)
             f"the MAT reader (mat-io) crashed on it ({name}) because its "
             "internal structure is inconsistent",
         )
-    try:
-        kind, value = pickle.loads(data)
-    except Exception:
-        raise corrupt(path, "the MAT reader stopped without an answer") from None
+    if result is _SILENT:
+        raise corrupt(path, "the MAT reader stopped without an answer")
+    kind, value = result
     if kind == "ok":
         return value
     if kind == "refused":
@@ -287,7 +323,7 @@ def run_isolated(path: Path, layout: Layout, fn: Callable[..., Any], *args: Any)
         raise corrupt(
             path,
             "it declares arrays far larger than the data it holds "
-            f"({layout.decompressed:,} bytes once decompressed)",
+            f"({int(message or 0):,} bytes once decompressed)",
         )
     raise Failed(exc_type, message)
 
@@ -301,40 +337,67 @@ class Failed(Exception):
         self.message = message
 
 
-def _child(write_fd: int, layout: Layout, fn: Callable[..., Any], args: Any) -> None:
+def _child(
+    write_fd: int, path: Path, full: bool, fn: Callable[..., Any], args: Any
+) -> None:
     code = 0
     try:
         import faulthandler
 
         faulthandler.disable()  # a crash here is reported by the parent
+        layout = None
         try:
-            import resource
-
-            used = _address_space()
-            limit = used + layout.memory_limit
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-            seconds = int(layout.time_limit) + 1  # CPU time: immune to a busy machine
-            resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 5))
-        except (ImportError, ValueError, OSError):
-            pass
-        try:
-            payload = ("ok", fn(*args))
+            layout = scan(path, inflate=full)
+            _limit(layout)
+            payload: tuple[str, Any] = ("ok", fn(*args))
         except MemoryError:
-            payload = ("error", ("MemoryError", ""))
+            size = layout.decompressed if layout else 0
+            payload = ("error", ("MemoryError", str(size)))
         except ConversionError as exc:
             payload = ("refused", (exc.message, exc.hint))
         except BaseException as exc:  # everything must come back as words
             payload = ("error", (type(exc).__name__, str(exc)))
-        try:
-            data = pickle.dumps(payload, protocol=5)
-        except MemoryError:
-            data = pickle.dumps(("error", ("MemoryError", "")))
-        with os.fdopen(write_fd, "wb") as out:
-            out.write(data)
+        _send(write_fd, payload)
     except BaseException:
         code = 1
     finally:
         os._exit(code)
+
+
+def _limit(layout: Layout) -> None:
+    try:
+        import resource
+
+        limit = _address_space() + layout.memory_limit
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        seconds = int(layout.time_limit) + 1  # CPU time: immune to a busy machine
+        resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 5))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
+def _send(fd: int, payload: Any) -> None:
+    """Pickle ``payload`` with its arrays' memory written raw, uncopied:
+    the pickle's length and bytes, then each buffer's length and bytes."""
+    buffers: list[pickle.PickleBuffer] = []
+
+    def out_of_band(buffer: pickle.PickleBuffer) -> bool:
+        if buffer.raw().nbytes < 1 << 16:
+            return True  # small arrays stay in the pickle
+        buffers.append(buffer)
+        return False
+
+    try:
+        head = pickle.dumps(payload, protocol=5, buffer_callback=out_of_band)
+    except MemoryError:
+        head, buffers = pickle.dumps(("error", ("MemoryError", "0"))), []
+    views = [b.raw() for b in buffers]
+    with os.fdopen(fd, "wb") as out:
+        out.write(struct.pack("<QQ", len(head), len(views)))
+        out.write(head)
+        for view in views:
+            out.write(struct.pack("<Q", view.nbytes))
+            out.write(view)
 
 
 def _address_space() -> int:
@@ -342,22 +405,58 @@ def _address_space() -> int:
         return int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _read_all(fd: int, pid: int, deadline: float) -> bytes | None:
-    """Everything the child writes, or None if it overruns the deadline."""
+_STUCK = object()  # the child overran the deadline (and was killed)
+_SILENT = object()  # the child ended without a complete answer
+
+
+def _receive(fd: int, pid: int, deadline: float) -> Any:
+    """The child's payload (see ``_send``), ``_STUCK`` or ``_SILENT``."""
     import selectors
 
-    chunks: list[bytes] = []
+    import numpy as np
+
     with selectors.DefaultSelector() as sel:
         sel.register(fd, selectors.EVENT_READ)
-        try:
-            while True:
+
+        def fill(view: memoryview) -> bool:
+            done = 0
+            while done < len(view):
                 left = deadline - time.monotonic()
                 if left <= 0 or not sel.select(timeout=left):
                     os.kill(pid, signal.SIGKILL)
-                    return None
-                chunk = os.read(fd, 1 << 20)
-                if not chunk:
-                    return b"".join(chunks)
-                chunks.append(chunk)
+                    raise _Overrun
+                n = os.readv(fd, [view[done:]])
+                if not n:
+                    return False
+                done += n
+            return True
+
+        try:
+            sizes = bytearray(16)
+            if not fill(memoryview(sizes)):
+                return _SILENT
+            head_size, count = struct.unpack("<QQ", sizes)
+            head = bytearray(head_size)
+            if not fill(memoryview(head)):
+                return _SILENT
+            buffers = []
+            for _ in range(count):
+                size = bytearray(8)
+                if not fill(memoryview(size)):
+                    return _SILENT
+                # np.empty: the pages are touched once, by the read itself
+                buffer = np.empty(struct.unpack("<Q", size)[0], np.uint8)
+                if not fill(memoryview(buffer)):
+                    return _SILENT
+                buffers.append(buffer)
+            return pickle.loads(head, buffers=buffers)
+        except _Overrun:
+            return _STUCK
+        except Exception:  # a garbled answer
+            return _SILENT
         finally:
             os.close(fd)
+
+
+class _Overrun(Exception):
+    pass

@@ -205,3 +205,18 @@ def test_unknown_var(tmp_path: Path) -> None:
     write_mat(tmp_path / "net.mat", {"net": small_net(), "x": np.ones(2)})
     assert "no variable 'nett'" in refusal(tmp_path / "net.mat", "nett")
     assert "not a network" in refusal(tmp_path / "net.mat", "x")
+
+
+def test_big_arrays_come_back_from_the_reader_child_intact(tmp_path: Path) -> None:
+    """Arrays of 64 KiB and more travel out of band: values, dtype, shape and
+    MATLAB's column-major layout must be what was written."""
+    g = np.random.default_rng(1)
+    big = g.standard_normal((300, 70)).astype(np.float32)  # 84 000 bytes
+    small = g.standard_normal((3, 4))
+    ints = np.arange(40_000, dtype=np.int32).reshape(200, 200)
+    write_mat(tmp_path / "a.mat", {"s": {"big": big, "small": small, "ints": ints}})
+    back = load_variables(tmp_path / "a.mat", ["s"])["s"]
+    for key, value in (("big", big), ("small", small), ("ints", ints)):
+        assert back[key].dtype == value.dtype and back[key].shape == value.shape
+        np.testing.assert_array_equal(back[key], value)
+        assert back[key].flags.writeable

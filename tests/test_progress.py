@@ -33,5 +33,5 @@ def test_progress_only_on_a_terminal_without_quiet(
     finally:
         progress.disable()
     stages = [line.split()[1] for line in err.getvalue().splitlines()]
-    expected = ["read", "parse", "render", "import", "check", "write"]
+    expected = ["read", "parse", "render", "check", "weights", "format", "write"]
     assert stages == (expected if shown else [])

@@ -102,3 +102,22 @@ def test_weights_file_does_not_depend_on_aliasing_or_strides(tmp_path) -> None:
     loaded = torch.load(tmp_path / "w.pt", weights_only=True)
     assert loaded["a"].dtype == torch.float32  # float64 learnables saved as float32
     assert torch.equal(loaded["a"], torch.arange(6.0).reshape(2, 3))
+
+
+def test_serialized_weights_equal_the_archive_and_copy_it_whole(tmp_path) -> None:
+    """The temporary-file form compares, loads and copies as the bytes would."""
+    import os
+
+    state = {"w": np.arange(300_000, dtype=np.float32).reshape(600, 500)}
+    data = bytes(Weights(state))
+    serialized = Weights(state).serialize()
+    assert len(serialized) == len(data) and serialized == data
+    assert serialized != data[:-1] + bytes([data[-1] ^ 1])
+    (tmp_path / "a.pt").write_bytes(data)
+    assert serialized.same_as_file(tmp_path / "a.pt")
+    fd = os.open(tmp_path / "b.pt", os.O_WRONLY | os.O_CREAT)
+    try:
+        serialized.write_to(fd)
+    finally:
+        os.close(fd)
+    assert (tmp_path / "b.pt").read_bytes() == data
