@@ -14,7 +14,7 @@ from typing import Any
 @functools.cache
 def mode() -> Any:
     """black's mode, pinned (black is imported on first use: the pipeline
-    imports it while the file is read)."""
+    imports it while the file is read, or the format child does)."""
     import black
 
     return black.Mode(target_versions={black.TargetVersion.PY310}, line_length=88)
@@ -40,7 +40,6 @@ def format_later(text: str) -> Iterator[Callable[[], str]]:
     if not hasattr(os, "fork"):
         yield lambda: format_source(text)
         return
-    mode()  # imported once, before the fork
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns

@@ -78,9 +78,12 @@ def kind(value: Any) -> str:
     return ""
 
 
+STRUCT_CLASSES = ("struct", DAGNN_CLASS)  # the classes a MatConvNet network has
+
+
 def holds_network(path: Path, variable: Variable) -> bool:
     """Whether a struct (or dagnn.DagNN) variable is a MatConvNet network."""
-    if variable.classname not in ("struct", DAGNN_CLASS):
+    if variable.classname not in STRUCT_CLASSES:
         return False
     try:
         return bool(kind(_load(path, variable.name)))

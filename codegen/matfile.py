@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,14 +93,38 @@ def load_variables(path: Path, names: list[str]) -> dict[str, Any]:
     return _decode(path, _load, path, names)
 
 
-def _decode(path: Path, fn: Any, *args: Any, full: bool = True) -> Any:
+def list_and_load(
+    path: Path, pick: Callable[[list[Variable]], list[str]]
+) -> tuple[list[Variable], dict[str, Any]]:
+    """List the variables and decode those ``pick`` names, in one child that
+    imports mat-io itself: a conversion's only read, overlapping the imports
+    this process does meanwhile (``untrusted.meanwhile``)."""
+    return _decode(path, _list_and_load, path, pick, import_here=False)
+
+
+def _list_and_load(
+    path: Path, pick: Callable[[list[Variable]], list[str]]
+) -> tuple[list[Variable], dict[str, Any]]:
+    variables = [Variable(n, str(c)) for n, (_s, c) in _whos(str(path)).items()]
+    names = pick(variables)
+    return variables, _load(path, names) if names else {}
+
+
+def _decode(
+    path: Path, fn: Any, *args: Any, full: bool = True, import_here: bool = True
+) -> Any:
     """Run mat-io on the file in a child process that checks its structure
     first (codegen.untrusted): a damaged file must not crash or exhaust this
-    one."""
+    one. mat-io is imported here, once, so later children inherit it, unless
+    ``import_here`` is false (the child imports it, in parallel with this
+    process)."""
     _check_readable(path)
-    _import_reader()
+    if import_here:
+        _import_reader()
     try:
-        return untrusted.run_isolated(path, fn, *args, full=full)
+        return untrusted.run_isolated(
+            path, fn, *args, full=full, prepare=_import_reader
+        )
     except (untrusted.Failed, ConversionError) as exc:
         if not full:  # the scan skipped inflating: let the full one say
             untrusted.scan(path)  # precisely what is damaged, where it can
@@ -110,7 +134,7 @@ def _decode(path: Path, fn: Any, *args: Any, full: bool = True) -> Any:
 
 
 def _import_reader() -> None:
-    """Import mat-io here, once, rather than in every child that reads."""
+    """Import mat-io (a no-op once imported: a forked child inherits it)."""
     with _quiet():
         import matio
         import matio.subsystem.subsys

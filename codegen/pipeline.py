@@ -28,6 +28,7 @@ from codegen.matfile import (
     NETWORK_CLASSES,
     SHALLOW_CLASSES,
     Variable,
+    list_and_load,
     list_variables,
 )
 from codegen.naming import MODULE_ATTRIBUTES, name_network, reserved_names
@@ -67,8 +68,9 @@ class Loaded:
 def load_graph(path: Path, var: str | None = None) -> Loaded:
     """read → graph: the network variable of ``path`` and its layer graph."""
     path = Path(path)
-    name = choose_variable(path, var)
-    record = matconvnet.load(path, name)
+    variables, records = list_and_load(path, lambda found: _to_read(found, var))
+    name = choose_variable(path, var, variables, records)
+    record = records[name] if name in records else matconvnet.load(path, name)
     graph = graph_mod.build(record, f"{path.name}: variable '{name}'")
     return Loaded(path=path, variable=name, graph=graph, record=record)
 
@@ -98,12 +100,37 @@ def is_network_variable(v: Variable) -> bool:
     )
 
 
-def choose_variable(path: Path, var: str | None) -> str:
-    variables = list_variables(path)
+def _to_read(variables: list[Variable], var: str | None) -> list[str]:
+    """The variables choose_variable will look into, read with the listing:
+    the named one, else the one network, else every struct (MatConvNet)."""
+    if var is not None:
+        return [v.name for v in variables if v.name == var]
+    networks = [v.name for v in variables if is_network_variable(v)]
+    if networks:
+        return networks if len(networks) == 1 else []
+    return [v.name for v in variables if v.classname in matconvnet.STRUCT_CLASSES]
+
+
+def choose_variable(
+    path: Path,
+    var: str | None,
+    variables: list[Variable] | None = None,
+    records: dict[str, Any] | None = None,
+) -> str:
+    """The network variable's name; ``records`` are variables already read."""
+    if variables is None:
+        variables = list_variables(path)
+    read = records or {}
+
+    def holds_network(v: Variable) -> bool:
+        if v.name in read:
+            return v.classname in matconvnet.STRUCT_CLASSES and bool(
+                matconvnet.kind(read[v.name])
+            )
+        return matconvnet.holds_network(path, v)
+
     candidates = [v for v in variables if is_network_variable(v)]
-    candidates = candidates or [
-        v for v in variables if matconvnet.holds_network(path, v)
-    ]
+    candidates = candidates or [v for v in variables if holds_network(v)]
     listing = ", ".join(f"'{v.name}' ({v.classname})" for v in candidates)
     if var is not None:
         found = [v for v in variables if v.name == var]
@@ -116,9 +143,7 @@ def choose_variable(path: Path, var: str | None) -> str:
                     else _no_network_hint(variables)
                 ),
             )
-        if not is_network_variable(found[0]) and not matconvnet.holds_network(
-            path, found[0]
-        ):
+        if not is_network_variable(found[0]) and not holds_network(found[0]):
             raise ConversionError(
                 f"{path.name}: variable '{var}' is a {found[0].classname}, not a network.",
                 hint=f"Networks in the file: {listing}." if candidates else "",
@@ -176,7 +201,11 @@ def convert(
         from codegen.regenerate import refuse_foreign
 
         refuse_foreign(Path(out_dir))  # a model.py mat2torch did not write
-    with untrusted.meanwhile(_warm_up):
+    # What the later passes import, while the reader's child works; black and
+    # libcst only if it is still working (the format child imports black
+    # otherwise, and libcst only merges into an existing model.py).
+    merging = out_dir is not None and (Path(out_dir) / MODEL_NAME).exists()
+    with untrusted.meanwhile(_import_torch, _import_black, *[_import_libcst] * merging):
         loaded = load_graph(path, var)
     progress.stage("read", f"{progress.megabytes(path.stat().st_size)}")
     net, plan = build(loaded, class_name)
@@ -195,11 +224,16 @@ def convert(
     return result
 
 
-def _warm_up() -> None:
-    """Import what the later passes need while the reader's child works."""
-    import black  # noqa: F401
-    import libcst  # noqa: F401
+def _import_torch() -> None:
     import torch  # noqa: F401
+
+
+def _import_black() -> None:
+    import black  # noqa: F401
+
+
+def _import_libcst() -> None:
+    import libcst  # noqa: F401
 
 
 def validate_class_name(name: str) -> None:

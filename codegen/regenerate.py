@@ -53,13 +53,14 @@ import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import libcst as cst
+from typing import TYPE_CHECKING, Any
 
 from codegen.diagnostics import ConversionError
 from codegen.render import WEIGHTS_NAME
 from codegen.weights import Serialized
+
+if TYPE_CHECKING:  # libcst is imported where a merge needs it, not by every convert
+    import libcst as cst
 
 MODEL_NAME = "model.py"
 SIDECAR_NAME = "mat2torch-base.json"
@@ -162,6 +163,8 @@ def _tree(text: str, what: str) -> _Node:
     the ast module, which finds them some 30 times faster than libcst's
     position metadata.
     """
+    import libcst as cst
+
     try:
         return _parsed(text)
     except (cst.ParserSyntaxError, SyntaxError) as exc:
@@ -176,6 +179,8 @@ def _tree(text: str, what: str) -> _Node:
 @functools.lru_cache(maxsize=8)
 def _parsed(text: str) -> _Node:
     """Parsed once per text: a regeneration looks at base and ours twice."""
+    import libcst as cst
+
     module = cst.parse_module(text)
     tree = ast.parse(text)
     lines = text.splitlines(keepends=True)
@@ -196,6 +201,8 @@ def _starts(stmts: Any, nodes: list[ast.stmt]) -> list[tuple[int, ast.stmt]]:
     ``nodes`` is the same body as ast sees it: a libcst line ``a = 1; b = 2``
     is two ast statements.
     """
+    import libcst as cst
+
     out = []
     k = 0
     for stmt in stmts:
@@ -210,6 +217,8 @@ def _starts(stmts: Any, nodes: list[ast.stmt]) -> list[tuple[int, ast.stmt]]:
 def _children(
     stmts: Any, nodes: list[ast.stmt], style: str, end: int, lines: list[str]
 ) -> list[_Node]:
+    import libcst as cst
+
     starts = _starts(stmts, nodes)
     bounds = [a for a, _ in starts] + [end + 1]
     seen: Counter[tuple[Any, ...]] = Counter()
@@ -243,6 +252,8 @@ _REGISTER = {"register_buffer", "register_parameter", "add_module", "register_mo
 
 def _key(stmt: cst.CSTNode, style: str, first: bool) -> tuple[Any, ...]:
     """What a statement defines: its identity across the three versions."""
+    import libcst as cst
+
     if style == "sequence":
         return ("statement",)
     if isinstance(stmt, (cst.ClassDef, cst.FunctionDef)):
@@ -284,6 +295,8 @@ def _key(stmt: cst.CSTNode, style: str, first: bool) -> tuple[Any, ...]:
 
 def _registered(small: cst.BaseSmallStatement) -> str | None:
     """The name in ``self.register_buffer("name", ...)`` and its kin."""
+    import libcst as cst
+
     call = small.value if isinstance(small, cst.Expr) else None
     if (
         isinstance(call, cst.Call)

@@ -29,6 +29,7 @@ import functools
 import mmap
 import os
 import pickle
+import select
 import signal
 import struct
 import time
@@ -243,16 +244,17 @@ def _check_subsystem(
 # 2. decoding in a child process
 
 
-_MEANWHILE: ContextVar[Callable[[], object] | None] = ContextVar(
-    "meanwhile", default=None
+_MEANWHILE: ContextVar[tuple[Callable[[], object], ...]] = ContextVar(
+    "meanwhile", default=()
 )
 
 
 @contextlib.contextmanager
-def meanwhile(work: Callable[[], object]) -> Iterator[None]:
-    """Run ``work`` in this process while the next full read decodes in its
-    child (the two share the machine's cores instead of taking turns)."""
-    token = _MEANWHILE.set(work)
+def meanwhile(*steps: Callable[[], object]) -> Iterator[None]:
+    """Run ``steps`` in this process, in order, while the next full read
+    decodes in its child (the two share the machine's cores instead of taking
+    turns); the steps left when the child is done are skipped, not waited for."""
+    token = _MEANWHILE.set(steps)
     try:
         yield
     finally:
@@ -260,11 +262,16 @@ def meanwhile(work: Callable[[], object]) -> Iterator[None]:
 
 
 def run_isolated(
-    path: Path, fn: Callable[..., Any], *args: Any, full: bool = True
+    path: Path,
+    fn: Callable[..., Any],
+    *args: Any,
+    full: bool = True,
+    prepare: Callable[[], object] | None = None,
 ) -> Any:
-    """``fn(*args)`` in a forked child that first scans ``path`` (inflating
-    compressed elements unless ``full`` is false) and then runs ``fn`` under
-    the memory and time limits of the scan's ``Layout``.
+    """``fn(*args)`` in a forked child that runs ``prepare`` (an import this
+    process has not paid for), scans ``path`` (inflating compressed elements
+    unless ``full`` is false) and then runs ``fn`` under the memory and time
+    limits of the scan's ``Layout``.
 
     Exceptions raised by ``fn`` come back as ``("error", type, message)``;
     its result comes back pickled.
@@ -278,15 +285,18 @@ def run_isolated(
     pid = os.fork()
     if pid == 0:  # the child: never returns
         os.close(read_fd)
-        _child(write_fd, path, full, fn, args)
+        _child(write_fd, path, full, prepare, fn, args)
     os.close(write_fd)
     # The CPU-time limit catches a spinning reader; this catches a stuck one.
     deadline = time.monotonic() + WALL_FACTOR * estimate.time_limit
     try:
-        work = _MEANWHILE.get() if full else None
-        if work is not None:
-            _MEANWHILE.set(None)  # once per conversion
-            work()
+        steps = _MEANWHILE.get() if full else ()
+        if steps:
+            _MEANWHILE.set(())  # once per conversion
+        for step in steps:
+            if select.select([read_fd], [], [], 0)[0]:  # the child is done
+                break
+            step()
         result = _receive(read_fd, pid, deadline)
     except BaseException:  # Ctrl-C: do not leave the reader running
         os.kill(pid, signal.SIGKILL)
@@ -338,7 +348,12 @@ class Failed(Exception):
 
 
 def _child(
-    write_fd: int, path: Path, full: bool, fn: Callable[..., Any], args: Any
+    write_fd: int,
+    path: Path,
+    full: bool,
+    prepare: Callable[[], object] | None,
+    fn: Callable[..., Any],
+    args: Any,
 ) -> None:
     code = 0
     try:
@@ -347,6 +362,8 @@ def _child(
         faulthandler.disable()  # a crash here is reported by the parent
         layout = None
         try:
+            if prepare is not None:
+                prepare()
             layout = scan(path, inflate=full)
             _limit(layout)
             payload: tuple[str, Any] = ("ok", fn(*args))

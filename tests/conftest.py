@@ -12,8 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from codegen.matfile import write_mat
+from codegen.matfile import _import_reader, write_mat
 from codegen.pipeline import Result, convert
+
+# A conversion's reader child imports mat-io itself (in parallel with the
+# converter's imports); imported once here, every child inherits it.
+_import_reader()
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import matlab as M
 import numpy as np
 import pytest
 from conftest import FIXTURES, require_fixtures
 
+from codegen import untrusted
 from codegen.diagnostics import ConversionError
 from codegen.matfile import MatObject, list_variables, load_variables, write_mat
-from codegen.pipeline import choose_variable
+from codegen.pipeline import choose_variable, convert
 
 
 def small_net() -> MatObject:
@@ -220,3 +225,76 @@ def test_big_arrays_come_back_from_the_reader_child_intact(tmp_path: Path) -> No
         assert back[key].dtype == value.dtype and back[key].shape == value.shape
         np.testing.assert_array_equal(back[key], value)
         assert back[key].flags.writeable
+
+
+# --------------------------------------------------------------------------
+# One read per conversion, overlapping the converter's own imports
+
+
+def _count_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    calls: list[str] = []
+    real = untrusted.run_isolated
+
+    def counting(path: Path, fn: Any, *args: Any, **kw: Any) -> Any:
+        calls.append(fn.__name__)
+        return real(path, fn, *args, **kw)
+
+    monkeypatch.setattr(untrusted, "run_isolated", counting)
+    return calls
+
+
+def test_a_conversion_reads_the_file_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_mat(tmp_path / "n.mat", {"net": small_net(), "opts": {"epochs": 3.0}})
+    calls = _count_reads(monkeypatch)
+    convert(tmp_path / "n.mat", tmp_path / "out")
+    assert calls == ["_list_and_load"]
+
+
+def test_a_matconvnet_conversion_reads_the_file_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No Toolbox network: every struct is read with the listing, and the
+    one that is a MatConvNet network is chosen from them."""
+    from test_matconvnet import simplenn, write_matconvnet
+
+    path = write_matconvnet(
+        tmp_path / "n.mat", {"opts": {"epochs": 3.0}, "net": simplenn()}, "v7"
+    )
+    calls = _count_reads(monkeypatch)
+    result = convert(path, tmp_path / "out")
+    assert calls == ["_list_and_load"]
+    assert result.network.variable == "net"
+
+
+def test_imports_meanwhile_stop_when_the_child_is_done(tmp_path: Path) -> None:
+    write_mat(tmp_path / "n.mat", {"net": small_net()})
+    ran: list[str] = []
+
+    def slow_step() -> None:
+        time.sleep(1.0)  # the child scans a 2 kB file meanwhile
+        ran.append("slow")
+
+    with untrusted.meanwhile(slow_step, lambda: ran.append("next")):
+        assert untrusted.run_isolated(tmp_path / "n.mat", str, 5) == "5"
+    assert ran == ["slow"]  # the child was done: "next" was skipped
+    with untrusted.meanwhile(lambda: ran.append("a"), lambda: ran.append("b")):
+        untrusted.run_isolated(tmp_path / "n.mat", time.sleep, 2.0)
+    assert ran == ["slow", "a", "b"]  # the child was busy: both ran
+
+
+def test_converting_into_a_new_folder_imports_neither_libcst_nor_matio(
+    tmp_path: Path,
+) -> None:
+    """libcst only merges into an existing model.py; mat-io runs in the child."""
+    write_mat(tmp_path / "n.mat", {"net": small_net()})
+    code = (
+        "import sys; from codegen.pipeline import convert; "
+        f"convert({str(tmp_path / 'n.mat')!r}, {str(tmp_path / 'out')!r}); "
+        "print(sorted(m for m in ('libcst', 'matio', 'torch') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split("\n")[-2] == "['torch']"
