@@ -64,16 +64,16 @@ def test_the_harness_sees_a_crash_and_a_traceback(
     from codegen import pipeline
 
     path, _ = materialize(Case("not-mat", "empty"), workdir / "probe")
-    monkeypatch.setattr(pipeline, "choose_variable", lambda *a: 1 / 0)
+    monkeypatch.setattr(pipeline, "list_and_load", lambda *a: 1 / 0)
     assert run_case(path, workdir / "probe").kind == "traceback"
     monkeypatch.setattr(
-        pipeline, "choose_variable", lambda *a: os.kill(os.getpid(), signal.SIGSEGV)
+        pipeline, "list_and_load", lambda *a: os.kill(os.getpid(), signal.SIGSEGV)
     )
     assert run_case(path, workdir / "probe").kind == "crash"
-    monkeypatch.setattr(pipeline, "choose_variable", lambda *a: bytearray(1 << 34))
+    monkeypatch.setattr(pipeline, "list_and_load", lambda *a: bytearray(1 << 34))
     assert run_case(path, workdir / "probe").kind == "memory"
     monkeypatch.setattr(
-        pipeline, "choose_variable", lambda *a: __import__("time").sleep(30)
+        pipeline, "list_and_load", lambda *a: __import__("time").sleep(30)
     )
     assert run_case(path, workdir / "probe", time_limit=1).kind == "hang"
 
