@@ -55,6 +55,8 @@ def build(value: Any, what: str) -> LayerGraph:
 
     if (found := matconvnet.build(value, what)) is not None:
         return found
+    if is_branched_struct(value):
+        return _branched(value, what)
     matlab_class, layers, connections, outputs = _unpack(value, what)
     if not layers:
         raise ConversionError(f"{what} holds no layers.")
@@ -81,6 +83,61 @@ def build(value: Any, what: str) -> LayerGraph:
     )
     return LayerGraph(
         matlab_class, tuple(layers), tuple(names), inputs, outputs, order, container
+    )
+
+
+def is_branched_struct(value: Any) -> bool:
+    """A network older detectors (fasterRCNNObjectDetector, before R2019a)
+    save as a struct: a chain ``Layers`` and a chain ``RegLayers`` that
+    branches off after layer ``BranchLayerIdx`` (1-based)."""
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("Layers"), list)
+        and "RegLayers" in value
+        and "BranchLayerIdx" in value
+    )
+
+
+def _branched(value: dict[str, Any], what: str) -> LayerGraph:
+    main = [v for v in value["Layers"] if isinstance(v, MatObject)]
+    reg = value["RegLayers"]
+    reg = [reg] if isinstance(reg, MatObject) else reg if isinstance(reg, list) else []
+    if not main or not reg or not all(isinstance(v, MatObject) for v in reg):
+        raise ConversionError(
+            f"{what}: its Layers and RegLayers must be layer arrays; the file is "
+            "damaged.",
+            hint=_RESAVE,
+        )
+    raw = np.asarray(value["BranchLayerIdx"], dtype=object).ravel()
+    branch = raw[0] if raw.size == 1 else None
+    if not isinstance(branch, (int, float, np.number)) or branch not in range(
+        1, len(main) + 1
+    ):
+        raise ConversionError(
+            f"{what}: its BranchLayerIdx is {_kind(value['BranchLayerIdx'])}, not "
+            f"the index of one of its {len(main)} layers; the file is damaged.",
+            hint=_RESAVE,
+        )
+    layers = [*main, *reg]
+    names = _names(layers, what)
+    inputs = {
+        name: ((Port(layer=names[i - 1]),) if i else ())
+        for i, name in enumerate(names[: len(main)])
+    }
+    above = [names[int(branch) - 1], *names[len(main) : -1]]
+    inputs.update(
+        (name, (Port(layer=src),))
+        for src, name in zip(above, names[len(main) :], strict=True)
+    )
+    order = _topological(names, inputs, what)
+    return LayerGraph(
+        "network struct (Layers and RegLayers)",
+        tuple(layers),
+        tuple(names),
+        inputs,
+        (),
+        order,
+        None,
     )
 
 

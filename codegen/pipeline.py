@@ -27,6 +27,7 @@ from codegen.matfile import (
     DETECTOR_CLASSES,
     NETWORK_CLASSES,
     SHALLOW_CLASSES,
+    MatObject,
     Variable,
     list_and_load,
     list_variables,
@@ -68,11 +69,45 @@ class Loaded:
 def load_graph(path: Path, var: str | None = None) -> Loaded:
     """read → graph: the network variable of ``path`` and its layer graph."""
     path = Path(path)
+    top, _, inner = (var or "").partition(".")
+    var = top or None
     variables, records = list_and_load(path, lambda found: _to_read(found, var))
     name = choose_variable(path, var, variables, records)
     record = records[name] if name in records else matconvnet.load(path, name)
+    if inner:
+        record = _field(record, path, name, inner)
+        name = f"{name}.{inner}"
+    elif nested := _nested_networks(record):
+        raise ConversionError(
+            f"{path.name}: variable '{name}' is a {record.classname} that holds "
+            f"{len(nested)} networks, saved as structs: {', '.join(nested)}.",
+            hint="Choose one with --var, e.g. --var "
+            f"{name}.{nested[0]}; convert the other the same way.",
+        )
     graph = graph_mod.build(record, f"{path.name}: variable '{name}'")
     return Loaded(path=path, variable=name, graph=graph, record=record)
+
+
+def _nested_networks(record: Any) -> list[str]:
+    """The fields of an older detector that hold its networks as structs."""
+    if not isinstance(record, MatObject) or record.classname not in DETECTOR_CLASSES:
+        return []
+    return [k for k, v in record.fields.items() if graph_mod.is_branched_struct(v)]
+
+
+def _field(record: Any, path: Path, name: str, inner: str) -> Any:
+    """``--var detector.Network``: a network inside a variable."""
+    value = record
+    for key in inner.split("."):
+        fields = value.fields if isinstance(value, MatObject) else value
+        if not isinstance(fields, dict) or key not in fields:
+            have = ", ".join(sorted(fields)) if isinstance(fields, dict) else ""
+            raise ConversionError(
+                f"{path.name}: variable '{name}' has no field '{inner}'.",
+                hint=f"Its fields: {have}." if have else "",
+            )
+        value = fields[key]
+    return value
 
 
 def build(loaded: Loaded, class_name: str | None = None) -> tuple[Network, ForwardPlan]:

@@ -182,16 +182,21 @@ class _NoInput(Exception):
 
 def matlab_graph(record: Any) -> tuple[list[MatObject], list[tuple[str, str]] | None]:
     """Layers and connections as MATLAB saved them (None for a chain)."""
-    from codegen import matconvnet
+    from codegen import graph, matconvnet
 
-    if matconvnet.kind(record):  # its records are named; wire them by name
-        g = matconvnet.build(record, "network")
+    branched = graph.is_branched_struct(record)  # Layers + RegLayers
+    if matconvnet.kind(record) or branched:  # wire them by the names given
+        g = (graph.build if branched else matconvnet.build)(record, "network")
         pairs = [
             (f"{p.layer}/out{p.index + 1}", f"{name}/in{i + 1}")
             for name in g.names
             for i, p in enumerate(g.inputs[name])
         ]
-        return list(g.layers), pairs
+        named = [  # older detectors leave their output layers unnamed
+            MatObject(r.classname, {**r.fields, "Name": n}, r.saveobj)
+            for r, n in zip(g.layers, g.names, strict=True)
+        ]
+        return named, pairs
     if isinstance(record, MatObject) and record.classname.startswith("nnet.cnn.layer."):
         record = [record]
     if isinstance(record, list):
@@ -1146,6 +1151,8 @@ def instance_norm(layer: MatObject, xs: list[Value]) -> list[Value]:
     "nnet.cnn.layer.DicePixelClassificationLayer",
     "nnet.cnn.layer.FocalLossLayer",
     "nnet.cnn.layer.YOLOv2OutputLayer",
+    "vision.cnn.layer.RPNClassificationLayer",
+    "vision.cnn.layer.BoundingBoxRegressionOutputLayer",
 )
 def output(layer: MatObject, xs: list[Value]) -> list[Value]:
     return [xs[0]]

@@ -243,10 +243,20 @@ def refine(layer: Layer, types: dict[Any, TensorType]) -> dict[str, Stub]:
         if layer.classname == "nnet.cnn.layer.FullyConnectedLayer":
             size = layer.raw("InputSize")
             w = layer.learnable("Weights")
-            n = int(np.asarray(size).ravel()[0]) if isinstance(size, np.ndarray) else 0
+            dims = np.asarray(size).ravel() if isinstance(size, np.ndarray) else ()
+            n = int(dims[0]) if len(dims) == 1 else 0
             n = n or (int(w.shape[1]) if w is not None and w.ndim == 2 else 0)
             flat = int(np.prod(current.spatial or (1,))) * current.channels
-            if n and n != flat:
+            if len(dims) == 3 and w is not None and w.ndim == 4:
+                # an older release's H×W×C×O kernel fixes the input's H×W×C
+                h, wd, c = (int(d) for d in w.shape[:3])
+                if (h, wd) != current.spatial or c != current.channels:
+                    new = TensorType(spatial=(h, wd), channels=c)
+                    why = (
+                        f"{h}×{wd}×{c}, from the weights of the following "
+                        f"{doc(layer.name)}"
+                    )
+            elif n and n != flat:
                 new = TensorType(channels=n, time=current.time)
                 why = f"{n} channels, from the InputSize of the following {doc(layer.name)}"
         elif layer.classname in COMBINE:

@@ -118,7 +118,8 @@ def verify(
 ) -> Report:
     import torch
 
-    net, _ = build(load_graph(Path(path), var))
+    loaded = load_graph(Path(path), var)
+    net, _ = build(loaded)
     module = load_generated(out_dir)
     model = module.load_model()
     left = stubs.unimplemented(model, net)
@@ -143,7 +144,7 @@ def verify(
                 f"{', '.join(untrained)}. There is no MATLAB behaviour to compare with.",
                 hint="Verify a trained network, or pass --against with data saved in MATLAB.",
             )
-        return _against_reference(path, net, model, atol, rtol, seed, torch)
+        return _against_reference(loaded.record, net, model, atol, rtol, seed, torch)
     ref = Path(against)
     return refcheck.guarded(
         ref, net, lambda: _against_file(ref, net, model, atol, rtol, torch)
@@ -173,8 +174,7 @@ def matlab_to_torch_input(x: np.ndarray, t: TensorType) -> np.ndarray:
     return x.transpose(x.ndim - 1, x.ndim - 2, *range(x.ndim - 2))
 
 
-def _against_reference(path, net: Network, model, atol, rtol, seed, torch) -> Report:
-    record = load_variables(Path(path), [net.variable])[net.variable]
+def _against_reference(record, net: Network, model, atol, rtol, seed, torch) -> Report:
     layers, pairs = R.matlab_graph(record)
     rng = np.random.default_rng(seed)
     xs = {

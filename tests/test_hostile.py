@@ -7,6 +7,7 @@ names the file, the layer where there is one, and what is wrong.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zlib
@@ -572,3 +573,65 @@ def test_verify_against_a_reference_with_nans(
     report = verify(mat, out, against=tmp_path / "REF.mat")
     assert not report.ok
     assert any("holds 8 NaN value(s)" in n for n in report.notes)
+
+
+# --------------------------------------------------------------------------
+# Older detectors: networks saved as Layers + RegLayers structs
+
+
+def _detector(branch: Any = 5.0) -> MatObject:
+    g = np.random.default_rng(0)
+    w = g.standard_normal
+    cls_layers = [
+        M.image_input("in", (6, 5, 2)),
+        M.conv2d(
+            "conv", w((3, 3, 2, 4)).astype(np.float32), w(4), padding=(1, 1, 1, 1)
+        ),
+        M.relu("relu_1"),
+        M.fully_connected("fc_1", w((6, 5, 4, 8)).astype(np.float32), w(8), (6, 5, 4)),
+        M.relu("relu_2"),
+        M.fully_connected("fc_2", w((3, 8)).astype(np.float32), w(3)),
+        M.softmax("softmax"),
+        M.classification("out", ["car", "bike", "Background"]),
+    ]
+    reg_layers = [
+        M.fully_connected("fc_reg", w((4, 8)).astype(np.float32), w(4)),
+        MatObject(
+            "vision.cnn.layer.BoundingBoxRegressionOutputLayer",
+            {"PrivateLayer": {"Name": ""}, "Version": M.d(1)},
+        ),
+    ]
+    network = {
+        "Layers": cls_layers,
+        "RegLayers": reg_layers,
+        "BranchLayerIdx": M.d(branch),
+        "Version": M.d(1),
+    }
+    return MatObject(
+        "fasterRCNNObjectDetector",
+        {"ModelName": "car", "Network": network, "RegionProposalNetwork": network},
+    )
+
+
+def test_detector_networks_saved_as_structs_convert_one_at_a_time(
+    tmp_path: Path,
+) -> None:
+    """fasterRCNNObjectDetector before R2019a: each network is a chain plus a
+    box-regression chain branching off after layer BranchLayerIdx."""
+    text = refused(tmp_path, {"detector": _detector()})
+    assert "holds 2 networks" in text and "--var detector.Network" in text
+    mat = tmp_path / "net.mat"
+    result = convert(mat, tmp_path / "out", var="detector.Network")
+    outs = [o.port.layer for o in result.network.outputs]
+    assert outs == ["out", "bounding_box_regression_output_1"]
+    assert "self.fc_reg(relu_2)" in result.code  # layer 5 of Layers
+    assert verify(mat, tmp_path / "out", var="detector.Network").ok
+    shutil.rmtree(tmp_path / "out")
+    text = refused(tmp_path, var="detector.Nope")
+    assert "no field 'Nope'" in text and "RegionProposalNetwork" in text
+
+
+@pytest.mark.parametrize("branch", [0.0, 9.0, 2.5, np.nan])
+def test_detector_branch_index_outside_the_network(tmp_path: Path, branch: Any) -> None:
+    text = refused(tmp_path, {"detector": _detector(branch)}, var="detector.Network")
+    assert "BranchLayerIdx" in text and "damaged" in text

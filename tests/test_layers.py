@@ -18,6 +18,7 @@ import torch
 from conftest import assert_parity, convert_records, import_generated
 
 from codegen import reference as R
+from codegen.matfile import MatObject
 
 rng = np.random.default_rng
 
@@ -392,6 +393,17 @@ for _cls in ("DicePixelClassificationLayer", "FocalLossLayer", "YOLOv2OutputLaye
 
     def make(cls=_cls):  # loss not translated: identity at inference
         return img(M.layer(cls, "out", Classes=["a", "b", "c"]))
+
+    case(f"untranslated-loss-{_cls}")(make)
+
+
+for _cls in ("RPNClassificationLayer", "BoundingBoxRegressionOutputLayer"):
+
+    def make(cls=_cls):  # older Faster R-CNN heads, saved unnamed
+        layer = MatObject(
+            f"vision.cnn.layer.{cls}", {"PrivateLayer": {"Name": ""}}, True
+        )
+        return img(M.conv2d("conv", w(1, 1, 3, 4), w(4, seed=1)), layer)
 
     case(f"untranslated-loss-{_cls}")(make)
 

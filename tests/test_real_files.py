@@ -33,7 +33,14 @@ FULL_SIZE_LIMIT = 3_000_000
 
 # (file, variable) → words the refusal must contain.
 # (file, variable) → the stub classes its conversion must write.
+POTHOLE = (
+    "mmmmyyyyxxxx__Pothole-Road-Detection-and-Recognition-based-on-Computer-Vision"
+    "__detector.mat"
+)
 STUBBED = {
+    # its two networks are structs inside the detector, chosen with --var
+    (POTHOLE, "detector.Network"): ("RoiMaxPooling2DLayer",),
+    (POTHOLE, "detector.RegionProposalNetwork"): ("RpnReshape",),
     (
         "matlab-deep-learning__Abnormal-EEG-Signal-Classification-Using-CNNs__eegNet.mat",
         "net",
@@ -63,12 +70,10 @@ REFUSED = {
         "376×376×128 and 375×375×128",
         "MATLAB rejects this network too",
     ),
-    (
-        "mmmmyyyyxxxx__Pothole-Road-Detection-and-Recognition-based-on-Computer-Vision__detector.mat",
-        "detector",
-    ): (
+    (POTHOLE, "detector"): (
         "fasterRCNNObjectDetector",
-        "plain structs",
+        "holds 2 networks",
+        "--var detector.Network",
     ),
 }
 
@@ -100,6 +105,8 @@ def networks() -> list[tuple[str, str]]:
             key = (entry["file"], net["variable"].split(".")[0])
             if key not in seen:
                 seen.append(key)
+    if any(file == POTHOLE for file, _ in seen):
+        seen += [key for key in STUBBED if key[0] == POTHOLE]
     return seen
 
 
