@@ -69,7 +69,7 @@ def build(value: Any, what: str) -> LayerGraph:
         )
     names = _names(layers, what)
     if connections is None:  # a chain
-        inputs = {
+        inputs: dict[str, tuple[Port, ...]] = {
             names[i]: ((Port(layer=names[i - 1]),) if i else ())
             for i in range(len(names))
         }
@@ -120,7 +120,7 @@ def _branched(value: dict[str, Any], what: str) -> LayerGraph:
         )
     layers = [*main, *reg]
     names = _names(layers, what)
-    inputs = {
+    inputs: dict[str, tuple[Port, ...]] = {
         name: ((Port(layer=names[i - 1]),) if i else ())
         for i, name in enumerate(names[: len(main)])
     }

@@ -77,7 +77,7 @@ def load_graph(path: Path, var: str | None = None) -> Loaded:
     if inner:
         record = _field(record, path, name, inner)
         name = f"{name}.{inner}"
-    elif nested := _nested_networks(record):
+    elif nested := nested_networks(record):
         raise ConversionError(
             f"{path.name}: variable '{name}' is a {record.classname} that holds "
             f"{len(nested)} networks, saved as structs: {', '.join(nested)}.",
@@ -88,7 +88,7 @@ def load_graph(path: Path, var: str | None = None) -> Loaded:
     return Loaded(path=path, variable=name, graph=graph, record=record)
 
 
-def _nested_networks(record: Any) -> list[str]:
+def nested_networks(record: Any) -> list[str]:
     """The fields of an older detector that hold its networks as structs."""
     if not isinstance(record, MatObject) or record.classname not in DETECTOR_CLASSES:
         return []

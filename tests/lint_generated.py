@@ -151,8 +151,8 @@ def real_conversions() -> Iterator[tuple[str, object]]:
     """(name, Result) of every network in ../shared/fixtures/real that converts."""
     from codegen import matconvnet
     from codegen.diagnostics import ConversionError
-    from codegen.matfile import list_variables
-    from codegen.pipeline import convert, is_network_variable
+    from codegen.matfile import list_variables, load_variables
+    from codegen.pipeline import convert, is_network_variable, nested_networks
 
     for path in sorted(REAL.glob("*.mat")):
         try:
@@ -163,9 +163,13 @@ def real_conversions() -> Iterator[tuple[str, object]]:
             ]
         except ConversionError:
             continue
-        for var in names:
-            try:
-                result = convert(path, None, var=var, check=False)
-            except ConversionError:
-                continue  # refusals are test_real_files' business
-            yield re.sub(r"\W+", "_", f"real_{path.stem}_{var}"), result
+        for name in names:
+            # a detector that saves two struct networks asks for one of them
+            record = load_variables(path, [name])[name]
+            inner = nested_networks(record)
+            for var in [f"{name}.{n}" for n in inner] if inner else [name]:
+                try:
+                    result = convert(path, None, var=var, check=False)
+                except ConversionError:
+                    continue  # refusals are test_real_files' business
+                yield re.sub(r"\W+", "_", f"real_{path.stem}_{var}"), result
