@@ -345,6 +345,20 @@ def test_fully_connected_weights_saved_transposed(tmp_path: Path) -> None:
     assert "layer 'fc_1'" in text and "Weights are 3×4" in text and "4×3" in text
 
 
+@pytest.mark.parametrize("key", ["InputWeights", "RecurrentWeights"])
+def test_recurrent_weights_saved_transposed(tmp_path: Path, key: str) -> None:
+    """8H×H and H×8H hold the same number of values: refused, not reshaped."""
+    layer = M.recurrent("BiLSTM", "bilstm", 6, 6, seed=3)
+    weights = layer.fields[key]["Value"]
+    layer = with_fields(
+        layer, **{key: {**layer.fields[key], "Value": weights.T.copy()}}
+    )
+    text = refused(
+        tmp_path, chain(M.sequence_input("in", 6), layer, M.regression("out"))
+    )
+    assert "layer 'bilstm'" in text and f"{key} is 6×48" in text and "48×6" in text
+
+
 def test_fully_connected_input_size_that_is_not_a_kernel_verifies(
     tmp_path: Path,
 ) -> None:

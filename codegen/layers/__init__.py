@@ -290,6 +290,17 @@ def mat_reshape(arr: np.ndarray, shape: tuple[int, ...], what: str) -> np.ndarra
     return np.reshape(arr, shape, order="F")
 
 
+def mat_matrix(arr: np.ndarray, shape: tuple[int, int], what: str) -> np.ndarray:
+    """A weight matrix MATLAB saves exactly ``shape``: the same values in a
+    transposed array would reshape silently into the wrong weights."""
+    if arr.ndim == 2 and arr.shape != shape and arr.size == math.prod(shape):
+        raise LayerError(
+            f"its {what} is {arr.shape[0]}×{arr.shape[1]}; MATLAB saves it "
+            f"{shape[0]}×{shape[1]}."
+        )
+    return mat_reshape(arr, shape, what)
+
+
 # --------------------------------------------------------------------------
 # Registry
 
