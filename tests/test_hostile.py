@@ -359,6 +359,17 @@ def test_recurrent_weights_saved_transposed(tmp_path: Path, key: str) -> None:
     assert "layer 'bilstm'" in text and f"{key} is 6×48" in text and "48×6" in text
 
 
+@pytest.mark.parametrize("key", ["HiddenState", "CellState"])
+def test_zero_recurrent_state_of_the_wrong_size(tmp_path: Path, key: str) -> None:
+    """An all-zero state is still checked: the reference would read it."""
+    layer = M.recurrent("LSTM", "lstm", 3, 4, seed=1)
+    layer = with_fields(layer, **{key: np.zeros(7, np.float32)})
+    text = refused(
+        tmp_path, chain(M.sequence_input("in", 3), layer, M.regression("out"))
+    )
+    assert "layer 'lstm'" in text and f"{key} has 7 values" in text and "expected 4" in text
+
+
 def test_fully_connected_input_size_that_is_not_a_kernel_verifies(
     tmp_path: Path,
 ) -> None:

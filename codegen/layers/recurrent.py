@@ -174,11 +174,11 @@ def _initial_state(
         value = layer.state_value(current)
         if value is None:
             value = layer.state_value(initial)
-        if value is None or not np.any(value):
+        if value is None:
             continue
-        out[name] = mat_reshape(value, (dirs * hidden,), current).reshape(
-            dirs, 1, hidden
-        )
+        value = mat_reshape(value, (dirs * hidden,), current)  # a zero state too
+        if np.any(value):
+            out[name] = value.reshape(dirs, 1, hidden)
     if out and cell:  # both are needed once either is set
         for name in ("h0", "c0"):
             out.setdefault(name, np.zeros((dirs, 1, hidden), np.float32))
