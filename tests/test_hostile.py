@@ -359,6 +359,25 @@ def test_recurrent_weights_saved_transposed(tmp_path: Path, key: str) -> None:
     assert "layer 'bilstm'" in text and f"{key} is 6×48" in text and "48×6" in text
 
 
+@pytest.mark.parametrize("kind", ["conv1d", "conv2d"])
+def test_convolution_weights_saved_permuted(tmp_path: Path, kind: str) -> None:
+    """F×C×W×H holds as many values as H×W×C×F: refused, not reshaped."""
+    g = np.random.default_rng(0)
+    if kind == "conv1d":
+        conv = M.conv1d("conv", g.standard_normal((3, 2, 4)), np.zeros(4))
+        head = M.sequence_input("in", 2)
+    else:
+        conv = M.conv2d("conv", g.standard_normal((3, 3, 2, 4)), np.zeros(4))
+        head = M.image_input("in", (5, 5, 2))
+    weights = conv.fields["Weights"]["Value"]
+    conv = with_fields(
+        conv, Weights={**conv.fields["Weights"], "Value": weights.T.copy()}
+    )
+    text = refused(tmp_path, chain(head, conv, M.regression("out")))
+    shape = "×".join(map(str, weights.shape))
+    assert "layer 'conv'" in text and f"MATLAB saves it {shape}" in text
+
+
 @pytest.mark.parametrize("key", ["HiddenState", "CellState"])
 def test_zero_recurrent_state_of_the_wrong_size(tmp_path: Path, key: str) -> None:
     """An all-zero state is still checked: the reference would read it."""
@@ -367,7 +386,11 @@ def test_zero_recurrent_state_of_the_wrong_size(tmp_path: Path, key: str) -> Non
     text = refused(
         tmp_path, chain(M.sequence_input("in", 3), layer, M.regression("out"))
     )
-    assert "layer 'lstm'" in text and f"{key} has 7 values" in text and "expected 4" in text
+    assert (
+        "layer 'lstm'" in text
+        and f"{key} has 7 values" in text
+        and "expected 4" in text
+    )
 
 
 def test_fully_connected_input_size_that_is_not_a_kernel_verifies(

@@ -290,15 +290,24 @@ def mat_reshape(arr: np.ndarray, shape: tuple[int, ...], what: str) -> np.ndarra
     return np.reshape(arr, shape, order="F")
 
 
-def mat_matrix(arr: np.ndarray, shape: tuple[int, int], what: str) -> np.ndarray:
-    """A weight matrix MATLAB saves exactly ``shape``: the same values in a
-    transposed array would reshape silently into the wrong weights."""
-    if arr.ndim == 2 and arr.shape != shape and arr.size == math.prod(shape):
+def mat_array(arr: np.ndarray, shape: tuple[int, ...], what: str) -> np.ndarray:
+    """A weight array MATLAB saves exactly ``shape`` (less trailing singleton
+    dims): the same values in a transposed or permuted array would reshape
+    silently into the wrong weights, so it is refused."""
+    if arr.size == math.prod(shape) and _trim(arr.shape) != _trim(shape):
         raise LayerError(
-            f"its {what} is {arr.shape[0]}×{arr.shape[1]}; MATLAB saves it "
-            f"{shape[0]}×{shape[1]}."
+            f"its {what} is {'×'.join(map(str, arr.shape))}; MATLAB saves it "
+            f"{'×'.join(map(str, _trim(shape)))}."
         )
     return mat_reshape(arr, shape, what)
+
+
+def _trim(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """MATLAB's view of a shape: at least 2-D, no trailing singleton dims."""
+    dims = list(shape) + [1] * (2 - len(shape))
+    while len(dims) > 2 and dims[-1] == 1:
+        dims.pop()
+    return tuple(dims)
 
 
 # --------------------------------------------------------------------------

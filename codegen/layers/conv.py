@@ -14,6 +14,7 @@ from codegen.layers import (
     LayerError,
     collapse,
     make_pad,
+    mat_array,
     mat_reshape,
     output_spatial,
     padding_value,
@@ -123,7 +124,7 @@ def _plain(layer: Layer, nd: int) -> PaddedModule:
         per_group = in_c // groups
         if not out_c:
             out_c = weights.size // (int(np.prod(kernel)) * per_group)
-        w = mat_reshape(weights, (*kernel, per_group, out_c), "Weights")
+        w = mat_array(weights, (*kernel, per_group, out_c), "Weights")
         weight = w.transpose(nd + 1, nd, *range(nd))
     if not out_c:
         raise LayerError("its NumFilters is unknown and it has no weights.")
@@ -172,7 +173,7 @@ def grouped_conv2d(layer: Layer) -> PaddedModule:
             per_group_filters = weights.size // (
                 kernel[0] * kernel[1] * per_group * groups
             )
-        w = mat_reshape(
+        w = mat_array(
             weights, (*kernel, per_group, per_group_filters, groups), "Weights"
         )
         # output channel g * Fg + f, as in MATLAB (group-major)
@@ -198,7 +199,7 @@ def _transposed(layer: Layer, nd: int) -> PaddedModule:
         if not out_c:
             out_c = weights.size // (int(np.prod(kernel)) * in_c)
         # MATLAB stores spatial×F_out×C_in; PyTorch wants C_in×F_out×spatial.
-        w = mat_reshape(weights, (*kernel, out_c, in_c), "Weights")
+        w = mat_array(weights, (*kernel, out_c, in_c), "Weights")
         params["weight"] = w.transpose(nd + 1, nd, *range(nd))
         bias = _bias(layer, out_c)
         if bias is not None:
@@ -308,7 +309,7 @@ def conv1d(layer: Layer) -> PaddedModule:
         if not filters:
             filters = weights.size // (kernel[0] * t.channels)
         # MATLAB K×C×F → PyTorch F×C×K
-        weight = mat_reshape(
+        weight = mat_array(
             weights, (kernel[0], t.channels, filters), "Weights"
         ).transpose(2, 1, 0)
     if not filters:

@@ -17,7 +17,7 @@ from typing import ClassVar
 import numpy as np
 
 from codegen.ir import Call, ModuleNode, Relayout, TensorType
-from codegen.layers import Layer, LayerError, mat_matrix, mat_reshape, register
+from codegen.layers import Layer, LayerError, mat_array, mat_reshape, register
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -88,8 +88,8 @@ def _recurrent(
     if w_in is not None and w_rec is not None and bias is not None:
         if projected:
             w_in, w_rec = _unproject(layer, w_in, w_rec, rows, in_size, hidden)
-        w_in = mat_matrix(w_in, (rows, in_size), "InputWeights")
-        w_rec = mat_matrix(w_rec, (rows, hidden), "RecurrentWeights")
+        w_in = mat_array(w_in, (rows, in_size), "InputWeights")
+        w_rec = mat_array(w_rec, (rows, hidden), "RecurrentWeights")
         two_biases = reset == "recurrent-bias-after-multiplication"
         bias = mat_reshape(bias, (rows * (2 if two_biases else 1),), "Bias")
         size = gates * hidden
@@ -200,10 +200,10 @@ def _unproject(
         raise LayerError("its projector weights are missing.")
     in_rank = int(layer.number("InputProjectorSize"))
     out_rank = int(layer.number("OutputProjectorSize"))
-    p_in = mat_matrix(p_in, (in_size, in_rank), "InputProjector")
-    p_out = mat_matrix(p_out, (hidden, out_rank), "OutputProjector")
-    w_in = mat_matrix(w_in, (rows, in_rank), "InputWeights") @ p_in.T
-    w_rec = mat_matrix(w_rec, (rows, out_rank), "RecurrentWeights") @ p_out.T
+    p_in = mat_array(p_in, (in_size, in_rank), "InputProjector")
+    p_out = mat_array(p_out, (hidden, out_rank), "OutputProjector")
+    w_in = mat_array(w_in, (rows, in_rank), "InputWeights") @ p_in.T
+    w_rec = mat_array(w_rec, (rows, out_rank), "RecurrentWeights") @ p_out.T
     return w_in.astype(np.float32), w_rec.astype(np.float32)
 
 
