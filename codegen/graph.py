@@ -158,13 +158,9 @@ def _unpack(
             _, layers, connections, outputs = _unpack(inner, what)
             return f"{cls} ({inner.classname})", layers, connections, outputs
         raise ConversionError(
-            f"{what} is a {cls} whose networks are stored as plain structs "
-            "(Layers, RegLayers, BranchLayerIdx) with region-proposal layers, "
-            "not as a network object.",
-            hint="Only detectors that hold a network object (yolov2ObjectDetector) "
-            "are converted. For other detectors, save detector.Network in MATLAB "
-            "and convert that; region-proposal and ROI pooling layers are not "
-            "supported.",
+            f"{what} is a {cls} whose Network is neither a network object nor "
+            "a Layers/RegLayers struct.",
+            hint="In MATLAB, save detector.Network and convert that.",
         )
     if cls == "dlnetwork":
         inner = value.get("LayerGraph")

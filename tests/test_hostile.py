@@ -318,17 +318,21 @@ def test_bias_saved_as_empty_text_verifies(tmp_path: Path) -> None:
     assert verify(tmp_path / "net.mat", tmp_path / "out").ok
 
 
+def _conv(kind: str) -> tuple[MatObject, MatObject]:
+    """An input layer and a 1-D or 2-D convolution of 2 → 4 channels."""
+    g = np.random.default_rng(0)
+    if kind == "conv1d":
+        conv = M.conv1d("conv", g.standard_normal((3, 2, 4)), np.zeros(4))
+        return M.sequence_input("in", 2), conv
+    conv = M.conv2d("conv", g.standard_normal((3, 3, 2, 4)), np.zeros(4))
+    return M.image_input("in", (5, 5, 2)), conv
+
+
 @pytest.mark.parametrize("kind", ["conv1d", "conv2d"])
 def test_convolution_without_num_filters_verifies(tmp_path: Path, kind: str) -> None:
     """NumFilters missing: the converter and the reference both count the
     filters the weights hold."""
-    g = np.random.default_rng(0)
-    if kind == "conv1d":
-        conv = M.conv1d("conv", g.standard_normal((3, 2, 4)), np.zeros(4))
-        head = M.sequence_input("in", 2)
-    else:
-        conv = M.conv2d("conv", g.standard_normal((3, 3, 2, 4)), np.zeros(4))
-        head = M.image_input("in", (5, 5, 2))
+    head, conv = _conv(kind)
     fields = {k: v for k, v in conv.fields.items() if k != "NumFilters"}
     conv = MatObject(conv.classname, fields, conv.saveobj)
     write_mat(
@@ -362,13 +366,7 @@ def test_recurrent_weights_saved_transposed(tmp_path: Path, key: str) -> None:
 @pytest.mark.parametrize("kind", ["conv1d", "conv2d"])
 def test_convolution_weights_saved_permuted(tmp_path: Path, kind: str) -> None:
     """F×C×W×H holds as many values as H×W×C×F: refused, not reshaped."""
-    g = np.random.default_rng(0)
-    if kind == "conv1d":
-        conv = M.conv1d("conv", g.standard_normal((3, 2, 4)), np.zeros(4))
-        head = M.sequence_input("in", 2)
-    else:
-        conv = M.conv2d("conv", g.standard_normal((3, 3, 2, 4)), np.zeros(4))
-        head = M.image_input("in", (5, 5, 2))
+    head, conv = _conv(kind)
     weights = conv.fields["Weights"]["Value"]
     conv = with_fields(
         conv, Weights={**conv.fields["Weights"], "Value": weights.T.copy()}
@@ -683,3 +681,9 @@ def test_detector_networks_saved_as_structs_convert_one_at_a_time(
 def test_detector_branch_index_outside_the_network(tmp_path: Path, branch: Any) -> None:
     text = refused(tmp_path, {"detector": _detector(branch)}, var="detector.Network")
     assert "BranchLayerIdx" in text and "damaged" in text
+
+
+def test_detector_without_a_readable_network(tmp_path: Path) -> None:
+    detector = MatObject("fasterRCNNObjectDetector", {"Network": M.d(3.0)})
+    text = refused(tmp_path, {"detector": detector})
+    assert "variable 'detector'" in text and "neither a network object" in text
