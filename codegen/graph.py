@@ -87,7 +87,7 @@ def build(value: Any, what: str) -> LayerGraph:
 
 
 def is_branched_struct(value: Any) -> bool:
-    """A network older detectors (fasterRCNNObjectDetector, before R2019a)
+    """A network some detectors (fasterRCNNObjectDetector, struct Version 1)
     save as a struct: a chain ``Layers`` and a chain ``RegLayers`` that
     branches off after layer ``BranchLayerIdx`` (1-based)."""
     return (

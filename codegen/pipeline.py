@@ -89,7 +89,7 @@ def load_graph(path: Path, var: str | None = None) -> Loaded:
 
 
 def nested_networks(record: Any) -> list[str]:
-    """The fields of an older detector that hold its networks as structs."""
+    """The fields of a detector that holds its networks as structs."""
     if not isinstance(record, MatObject) or record.classname not in DETECTOR_CLASSES:
         return []
     return [k for k, v in record.fields.items() if graph_mod.is_branched_struct(v)]

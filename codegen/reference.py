@@ -192,7 +192,7 @@ def matlab_graph(record: Any) -> tuple[list[MatObject], list[tuple[str, str]] | 
             for name in g.names
             for i, p in enumerate(g.inputs[name])
         ]
-        named = [  # older detectors leave their output layers unnamed
+        named = [  # struct-saved detectors leave their output layers unnamed
             MatObject(r.classname, {**r.fields, "Name": n}, r.saveobj)
             for r, n in zip(g.layers, g.names, strict=True)
         ]

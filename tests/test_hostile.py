@@ -622,7 +622,7 @@ def test_verify_against_a_reference_with_nans(
 
 
 # --------------------------------------------------------------------------
-# Older detectors: networks saved as Layers + RegLayers structs
+# Detectors whose networks are saved as Layers + RegLayers structs
 
 
 def _detector(branch: Any = 5.0) -> MatObject:
@@ -662,7 +662,7 @@ def _detector(branch: Any = 5.0) -> MatObject:
 def test_detector_networks_saved_as_structs_convert_one_at_a_time(
     tmp_path: Path,
 ) -> None:
-    """fasterRCNNObjectDetector before R2019a: each network is a chain plus a
+    """fasterRCNNObjectDetector with struct networks: each is a chain plus a
     box-regression chain branching off after layer BranchLayerIdx."""
     text = refused(tmp_path, {"detector": _detector()})
     assert "holds 2 networks" in text and "--var detector.Network" in text

@@ -399,7 +399,7 @@ for _cls in ("DicePixelClassificationLayer", "FocalLossLayer", "YOLOv2OutputLaye
 
 for _cls in ("RPNClassificationLayer", "BoundingBoxRegressionOutputLayer"):
 
-    def make(cls=_cls):  # older Faster R-CNN heads, saved unnamed
+    def make(cls=_cls):  # Faster R-CNN heads, saved unnamed
         layer = MatObject(
             f"vision.cnn.layer.{cls}", {"PrivateLayer": {"Name": ""}}, True
         )

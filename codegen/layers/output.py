@@ -106,7 +106,7 @@ def untranslated_loss(layer: Layer) -> Output:
     torch="none; loss_fn() raises (loss not translated)",
 )
 def detector_loss(layer: Layer) -> Output:
-    """Older Faster R-CNN heads: their losses are computed on the anchors and
+    """Faster R-CNN heads (networks saved as structs): their losses are computed on the anchors and
     regions that trainFasterRCNNObjectDetector samples and labels, which the
     network file does not hold, so only the inference path is converted."""
     return Output(**layer.common(), loss_kind="stub", out_types=layer.in_types)
