@@ -244,5 +244,15 @@ def _verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def run() -> None:
+    """The console script: ``main()``, then an exit that skips tearing the
+    interpreter down (freeing torch and the arrays took 0.5 s after a VGG-16
+    conversion), its output flushed first."""
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

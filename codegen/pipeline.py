@@ -4,6 +4,7 @@ format → check → write. ``inspect`` and ``verify`` share the front half
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import keyword
 import re
@@ -326,10 +327,15 @@ def generate(net: Network, plan: ForwardPlan, *, check: bool = True) -> Result:
             for key, value in defaults.items():
                 if key in missing:
                     state[key] = value.detach().cpu().numpy()
-        if check:
-            _run_once(net, model, state)
-            progress.stage("check")
-        weights = Weights(state).serialize()
+        tensors = Weights(state)  # laid out once, for the check and the file
+        # Serializing is mostly copying (it lets go of the GIL): it runs
+        # beside the check's forward pass.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            serialized = pool.submit(tensors.serialize)
+            if check:
+                _run_once(net, model, tensors.tensors)
+                progress.stage("check")
+            weights = serialized.result()
         progress.stage("weights")
         code = format_source(_source(net, plan, notes)) if missing else formatted()
         progress.stage("format", f"{len(code.splitlines())} lines")
@@ -393,7 +399,7 @@ def _instantiate(net: Network, code: str, state: dict[str, np.ndarray]) -> Any:
     return model
 
 
-def _run_once(net: Network, model: Any, state: dict[str, np.ndarray]) -> None:
+def _run_once(net: Network, model: Any, state: dict[str, Any]) -> None:
     loaded = selfcheck.load_strict(type(model), state)
     stubs.stand_ins(loaded, net)  # the check skips only the stubbed layers
     shapes = [

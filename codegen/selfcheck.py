@@ -35,12 +35,20 @@ def build_meta(cls: Callable[[], Any]) -> Any:
         return cls()
 
 
-def load_strict(cls: Callable[[], Any], state: dict[str, np.ndarray]) -> Any:
-    """``cls()`` holding ``state`` (strict), sharing its arrays, in eval mode."""
+def load_strict(cls: Callable[[], Any], state: dict[str, Any]) -> Any:
+    """``cls()`` holding ``state`` (arrays or tensors; strict), sharing its
+    memory, in eval mode."""
     import torch
 
     model = build_meta(cls)
-    tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}
+    tensors = {
+        k: (
+            v
+            if isinstance(v, torch.Tensor)
+            else torch.from_numpy(np.ascontiguousarray(v))
+        )
+        for k, v in state.items()
+    }
     model.load_state_dict(tensors, strict=True, assign=True)
     left = [name for name, t in _tensors(model) if t.is_meta]
     if left:  # a tensor outside the state_dict: build for real

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 import tempfile
 from typing import IO, Any
 
@@ -40,13 +41,27 @@ class Weights:
         return sum(t.nbytes for t in self.tensors.values())
 
 
+# Arrays this big are laid out by torch, which copies on every core: a
+# transposed 411 MB fully connected weight takes 0.5 s instead of 0.75 s.
+BIG = 1 << 24
+
+
+def contiguous(value: np.ndarray) -> np.ndarray:
+    """``value`` in C order: a big strided one copied by torch when the
+    conversion has imported it (``inspect`` does not)."""
+    torch = sys.modules.get("torch")
+    if torch and value.nbytes >= BIG and value.ndim and not value.flags.c_contiguous:
+        return torch.from_numpy(value).contiguous().numpy()  # type: ignore[no-any-return]
+    return np.ascontiguousarray(value)
+
+
 def _tensors(state: dict[str, np.ndarray]) -> dict[str, Any]:
     import torch
 
     tensors = {}
     seen: set[int] = set()
     for key in sorted(state):
-        value = np.ascontiguousarray(state[key])
+        value = contiguous(state[key])
         if value.dtype.kind == "f":
             value = value.astype(np.float32, copy=False)  # no copy of float32
         address = value.__array_interface__["data"][0]

@@ -687,3 +687,85 @@ def test_detector_without_a_readable_network(tmp_path: Path) -> None:
     detector = MatObject("fasterRCNNObjectDetector", {"Network": M.d(3.0)})
     text = refused(tmp_path, {"detector": detector})
     assert "variable 'detector'" in text and "neither a network object" in text
+
+
+# --------------------------------------------------------------------------
+# the overlapped read (big files: scan inflating beside mat-io)
+
+
+def _damaged(tmp_path: Path, kind: str) -> None:
+    """net.mat damaged as one of the reader tests above damages it."""
+    if kind in ("crash", "declared size"):
+        write_mat(tmp_path / "full.mat", two_input_two_output())
+        seeds = {
+            "crash": (1095513148, 506456969, 2127877499),
+            "declared size": (3361672518, 580435377, 1456404716),
+        }[kind]
+        data = fuzz_bytes.inner((tmp_path / "full.mat").read_bytes(), *seeds)
+    else:
+        write_mat(tmp_path / "full.mat", {"net": small_net()})
+        data = bytearray((tmp_path / "full.mat").read_bytes())
+        if kind == "stream":
+            data[128 + 8 + 40 : 128 + 8 + 80] = bytes(40)
+        elif kind == "stream end":
+            data[-12:-4] = bytes(8)  # inside the last element's zlib stream
+        else:
+            data = data[:-5]
+    (tmp_path / "net.mat").write_bytes(bytes(data))
+
+
+def _spy_runs(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Record the ``overlap`` flag of every child the reader starts."""
+    runs: list[bool] = []
+    real = untrusted._run_child
+
+    def spy(*args: Any, overlap: bool) -> Any:
+        runs.append(overlap)
+        return real(*args, overlap=overlap)
+
+    monkeypatch.setattr(untrusted, "_run_child", spy)
+    return runs
+
+
+@pytest.mark.parametrize(
+    "kind", ["crash", "declared size", "stream", "stream end", "truncated"]
+)
+def test_overlapped_read_refuses_as_the_careful_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    _damaged(tmp_path, kind)
+    careful = refused(tmp_path)
+    monkeypatch.setattr(untrusted, "OVERLAP_BYTES", 0)
+    runs = _spy_runs(monkeypatch)
+    assert refused(tmp_path) == careful
+    assert runs[0] is True
+
+
+def test_overlapped_read_of_a_sound_file_reads_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_mat(tmp_path / "net.mat", {"net": small_net()})
+    expected = convert(tmp_path / "net.mat", None, check=False)
+    monkeypatch.setattr(untrusted, "OVERLAP_BYTES", 0)
+    runs = _spy_runs(monkeypatch)
+    got = convert(tmp_path / "net.mat", None, check=False)
+    assert runs == [True]
+    assert got.code == expected.code and got.weights == expected.weights
+
+
+def test_overlapped_read_retries_when_the_estimate_is_too_low(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Zeros compress a thousandfold: the estimate from the file size is far
+    too low, mat-io runs out of memory, and the careful read (which knows the
+    inflated size) succeeds."""
+    zeros = np.zeros((40, 1000, 1000), np.float32)  # 160 MB, ~160 kB on disk
+    write_mat(tmp_path / "z.mat", {"z": zeros})
+    monkeypatch.setattr(untrusted, "OVERLAP_BYTES", 0)
+    monkeypatch.setattr(untrusted, "MEMORY_FIXED", 64 << 20)
+    runs = _spy_runs(monkeypatch)
+    from codegen.matfile import load_variables
+
+    got = load_variables(tmp_path / "z.mat", ["z"])["z"]
+    assert runs == [True, False]
+    assert got.shape == zeros.shape and not got.any()

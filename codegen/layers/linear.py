@@ -15,6 +15,7 @@ import numpy as np
 
 from codegen.ir import Call, ModuleNode, Relayout, TensorType
 from codegen.layers import Layer, LayerError, mat_reshape, register, to_time_first
+from codegen.weights import contiguous
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -91,4 +92,4 @@ def _torch_weight(layer: Layer, w: np.ndarray, t: TensorType, out: int) -> np.nd
     n = len(spatial)
     w3 = w2.T.reshape(c, *reversed(spatial), out)
     w4 = w3.transpose(n + 1, 0, *range(n, 0, -1))
-    return np.ascontiguousarray(w4).reshape(out, -1)
+    return contiguous(w4).reshape(out, -1)
