@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from codegen import untrusted
+from codegen import chunks, untrusted
 from codegen.diagnostics import ConversionError
 
 # Object references (`[0xDD000000, ndims, dims..., ids..., class]`) that mat-io
@@ -149,7 +149,7 @@ def _whos(path: str) -> dict[str, Any]:
 
 
 def _load(path: Path, names: list[str]) -> dict[str, Any]:
-    with _quiet(), _heterogeneous_array_fix():
+    with _quiet(), _heterogeneous_array_fix(), _parallel_chunks():
         from matio import load_from_mat
 
         raw = load_from_mat(str(path), variable_names=names)
@@ -387,6 +387,27 @@ def _heterogeneous_array_fix() -> Iterator[None]:
         yield
     finally:
         MatSubsystem.load_mcos_object = original
+
+
+@contextlib.contextmanager
+def _parallel_chunks() -> Iterator[None]:
+    """Let ``codegen.chunks`` read mat-io's big numeric v7.3 datasets on every
+    core (logical arrays, marked by an int-decode attribute, stay with mat-io)."""
+    from matio.v7.matreader7 import MatRead7
+
+    original = MatRead7.read_numeric
+
+    def read_numeric(self: Any, obj: Any, is_empty: Any = 0) -> Any:
+        if is_empty or "MATLAB_int_decode" in obj.attrs:
+            return original(self, obj, is_empty)
+        arr = chunks.read(obj)
+        return original(self, obj, is_empty) if arr is None else arr.T
+
+    MatRead7.read_numeric = read_numeric
+    try:
+        yield
+    finally:
+        MatRead7.read_numeric = original
 
 
 # --------------------------------------------------------------------------

@@ -36,6 +36,7 @@ import select
 import signal
 import struct
 import time
+import weakref
 import zlib
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
@@ -478,7 +479,7 @@ def _shared_file() -> int:
         return os.dup(fh.fileno())
 
 
-ALIGN = 64  # where each array starts in the shared file
+ALIGN = mmap.ALLOCATIONGRANULARITY  # each array starts a page: mapped alone
 
 
 def _send(fds: tuple[int, int], payload: Any) -> None:
@@ -564,22 +565,26 @@ def _receive(fd: int, pid: int, deadline: float) -> Any:
 
 
 def _unpickle(shared: int, head: bytes, places: list[tuple[int, int]]) -> Any:
-    """The child's payload, its arrays read out of the shared file last one
-    first, the file cut short after each: one copy of them at any time."""
+    """The child's payload, each of its arrays mapped from the shared file
+    (no copy); an array's pages are handed back to the system when it dies."""
     import numpy as np
 
     buffers = []
     try:
-        for offset, size in reversed(places):
-            # np.empty: the pages are touched once, by the read itself
-            buffer = np.empty(size, np.uint8)
-            if os.preadv(shared, [buffer.data], offset) != size:
-                return _SILENT
-            os.ftruncate(shared, offset)
+        for offset, size in places:
+            memory = mmap.mmap(shared, size, offset=offset)
+            buffer = np.frombuffer(memory, np.uint8)
+            weakref.finalize(buffer, _release, memory)
             buffers.append(buffer)
-        return pickle.loads(head, buffers=buffers[::-1])
+        return pickle.loads(head, buffers=buffers)
     except Exception:  # a garbled answer
         return _SILENT
+
+
+def _release(memory: mmap.mmap) -> None:
+    """Free a dead array's pages in the shared file (they outlive the mapping)."""
+    with contextlib.suppress(OSError, AttributeError):
+        memory.madvise(mmap.MADV_REMOVE)
 
 
 class _Overrun(Exception):
