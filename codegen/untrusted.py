@@ -15,8 +15,8 @@ both here so the rest of the code never meets them:
    for a reader that blocks). A crash, a memory blow-up or a hang in the
    child becomes a ``ConversionError`` in the parent; the decoded records
    come back pickled, their arrays written raw into a shared in-memory file
-   that the parent reads back once the child has exited (one copy at a
-   time). Scanning in the child lets the parent do other work meanwhile
+   that the parent maps once the child has exited (no copy; each array's
+   pages are freed when it dies). Scanning in the child lets the parent do other work meanwhile
    (``meanwhile``: the pipeline imports torch). On a big v7 file the scan
    inflates in a thread beside mat-io; any failure there is retried the
    careful way (scan first), so damage is described the same either way.
@@ -469,8 +469,8 @@ def _limit(layout: Layout, base: int | None = None) -> None:
 
 def _shared_file() -> int:
     """An unnamed file in memory (or in the temporary folder where memfd does
-    not exist) through which the child hands over its arrays: one write and
-    one read each (a pipe took 1.9 s for 553 MB)."""
+    not exist) through which the child hands over its arrays: one write each,
+    mapped by the parent (a pipe took 1.9 s for 553 MB)."""
     if hasattr(os, "memfd_create"):
         return os.memfd_create("mat2torch-read", os.MFD_CLOEXEC)
     import tempfile
