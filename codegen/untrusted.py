@@ -16,8 +16,8 @@ both here so the rest of the code never meets them:
    child becomes a ``ConversionError`` in the parent; the decoded records
    come back pickled, their arrays written raw into a shared in-memory file
    that the parent maps once the child has exited (no copy; each array's
-   pages are freed when it dies). Scanning in the child lets the parent do other work meanwhile
-   (``meanwhile``: the pipeline imports torch). On a big v7 file the scan
+   pages are freed when it dies). Scanning in the child lets the parent do
+   other work meanwhile (``meanwhile``: the pipeline imports torch). On a big v7 file the scan
    inflates in a thread beside mat-io; any failure there is retried the
    careful way (scan first), so damage is described the same either way.
 
@@ -329,7 +329,7 @@ def _run_child(
         os.waitpid(pid, 0)
         os.close(shared)
         raise
-    _, status = os.waitpid(pid, 0)  # the child's memory is free: now copy
+    _, status = os.waitpid(pid, 0)  # the child's memory is free: now map
     if isinstance(result, tuple):
         result = _unpickle(shared, *result)
     os.close(shared)
