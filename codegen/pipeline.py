@@ -251,7 +251,7 @@ def convert(
         net = stubs.use_custom(net, stubs.load_custom(Path(custom_layers)))
     if strict:
         stubs.refuse(net)
-    result = generate(net, plan, check=check)
+    result = generate(net, plan, check=check, near=out_dir)
     if out_dir is not None:
         from codegen.regenerate import regenerate
 
@@ -286,13 +286,20 @@ def validate_class_name(name: str) -> None:
         raise ConversionError(f"--class-name {name!r} is a Python keyword.")
 
 
-def generate(net: Network, plan: ForwardPlan, *, check: bool = True) -> Result:
+def generate(
+    net: Network,
+    plan: ForwardPlan,
+    *,
+    check: bool = True,
+    near: Path | None = None,
+) -> Result:
     """Source and weights for ``net``.
 
     The generated module is imported once here: it tells which state_dict
     entries the .mat file could not fill (untrained layers get PyTorch's
     default initialization, seeded) and, with ``check``, runs one forward pass
-    so a broken conversion never reaches the disk.
+    so a broken conversion never reaches the disk. The weights archive is
+    serialized on ``near``'s filesystem (the output folder), to be linked there.
     """
     notes = [*net.notes, *(note for node in net.nodes for note in node.notes)]
     state = net.state()
@@ -300,7 +307,8 @@ def generate(net: Network, plan: ForwardPlan, *, check: bool = True) -> Result:
         {
             k.split(".")[0]
             for k, v in state.items()
-            if v.dtype.kind == "f" and np.isnan(v).any()
+            # min propagates NaN without a mask the size of the weights
+            if v.dtype.kind == "f" and v.size and np.isnan(np.min(v))
         }
     )
     if nan:
@@ -331,7 +339,7 @@ def generate(net: Network, plan: ForwardPlan, *, check: bool = True) -> Result:
         # Serializing is mostly copying (it lets go of the GIL): it runs
         # beside the check's forward pass.
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            serialized = pool.submit(tensors.serialize)
+            serialized = pool.submit(tensors.serialize, near)
             if check:
                 _run_once(net, model, tensors.tensors)
                 progress.stage("check")

@@ -983,6 +983,11 @@ def _stage(
     """An open, complete, synced file holding ``data``: (fd, its name or None)."""
     tmp: str | None = None
     fd = -1
+    if anonymous and isinstance(data, Serialized) and Path("/proc/self/fd").is_dir():
+        fd = data.adopt(out_dir)  # already on this filesystem: linked, not copied
+        if fd >= 0:
+            os.fsync(fd)
+            return fd, None
     if anonymous and hasattr(os, "O_TMPFILE") and Path("/proc/self/fd").is_dir():
         try:
             fd = os.open(out_dir, os.O_TMPFILE | os.O_RDWR, 0o666)  # umask applies

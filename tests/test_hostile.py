@@ -769,3 +769,20 @@ def test_overlapped_read_retries_when_the_estimate_is_too_low(
     got = load_variables(tmp_path / "z.mat", ["z"])["z"]
     assert runs == [True, False]
     assert got.shape == zeros.shape and not got.any()
+
+
+@pytest.mark.parametrize("where", [0, 5])
+def test_nan_weights_are_named_in_the_notes(tmp_path: Path, where: int) -> None:
+    """NaN learnables are copied as they are and named; finite ones are not."""
+    w = np.ones((2, 3), np.float32)
+    w.flat[where] = np.nan
+    layers = [
+        M.feature_input("in", 3),
+        fc("fc_nan", 2, 3, Weights=w),
+        fc("fc_ok", 2, 2),
+        M.regression("out"),
+    ]
+    write_mat(tmp_path / "net.mat", chain(*layers))
+    result = convert(tmp_path / "net.mat", None)
+    named = [n for n in result.notes if "NaN weights" in n]
+    assert named == ["The .mat file holds NaN weights for fc_nan; copied as they are."]

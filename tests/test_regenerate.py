@@ -30,10 +30,12 @@ from codegen.regenerate import (
     MERGE_NAME,
     PAUSE_ENV,
     SIDECAR_NAME,
+    _write,
     diff3,
     merge,
     read_sidecar,
 )
+from codegen.weights import Serialized, Weights
 
 INSERT = ("insert", "extra_drop")
 
@@ -541,6 +543,74 @@ def test_kill_9_while_writing_leaves_the_folder_as_it_was(
     after = snapshot(generated)
     assert after.keys() == before.keys()
     assert all(after[k] != before[k] for k in before)
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "O_TMPFILE"), reason="anonymous temporary files are Linux-only"
+)
+@pytest.mark.parametrize("exists", [True, False])
+def test_weights_are_linked_into_place_not_copied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exists: bool
+) -> None:
+    """The archive is serialized on the output's filesystem and linked there (a
+    553 MB copy took 1 s), with the mode a new file gets, whether or not the
+    folder exists yet; its bytes are the conversion's."""
+    out = tmp_path / "out" / "deeper"
+    if exists:
+        out.mkdir(parents=True)
+
+    def no_copy(self: Serialized, fd: int) -> None:
+        raise AssertionError("the archive was copied")
+
+    monkeypatch.setattr(Serialized, "write_to", no_copy)
+    umask = os.umask(0o027)
+    try:
+        result = convert(save(tmp_path, resnet()), out)
+    finally:
+        os.umask(umask)
+    weights = out / "weights.pt"
+    assert result.weights == weights.read_bytes()
+    assert (
+        weights.stat().st_mode & 0o777
+        == 0o640
+        == (out / "model.py").stat().st_mode & 0o777
+    )
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["model.py", "weights.pt", SIDECAR_NAME]
+    )
+
+
+def test_archive_elsewhere_is_copied(tmp_path: Path) -> None:
+    """Serialized where temporary files go (no output folder, or its
+    filesystem failing): the write copies it, byte for byte."""
+    state = {"w": np.arange(12, dtype=np.float32).reshape(3, 4)}
+    data = bytes(Weights(state))
+    serialized = Weights(state).serialize()
+    assert serialized.adopt(tmp_path) == -1
+    _write(tmp_path, {"weights.pt": serialized})
+    assert (tmp_path / "weights.pt").read_bytes() == data
+
+
+def test_full_output_filesystem_serializes_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure while serializing next to the output (a full disk) is not a
+    traceback: the archive goes where temporary files go instead."""
+    state = {"w": np.arange(12, dtype=np.float32).reshape(3, 4)}
+    data = bytes(Weights(state))
+    write = Weights.write
+    calls: list[int] = []
+
+    def full_once(self: Weights, fh: Any) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(28, "No space left on device")
+        write(self, fh)
+
+    monkeypatch.setattr(Weights, "write", full_once)
+    serialized = Weights(state).serialize(tmp_path)
+    assert len(calls) == 2 and serialized == data
+    assert not serialized.linkable
 
 
 # ---- the diff3 underneath --------------------------------------------------------
