@@ -259,6 +259,12 @@ class Node:
         return self.in_types[0]
 
     @property
+    def fixes_size(self) -> bool:
+        """Whether the layer fits only the declared input size (the self-check
+        then tries no smaller one)."""
+        return False
+
+    @property
     def out_type(self) -> TensorType:
         return self.out_types[0]
 

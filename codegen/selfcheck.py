@@ -7,7 +7,8 @@ real forward pass on zeros proves the module runs. Big image networks run
 at the smallest of 1/8, 1/4 or 1/2 of the declared height and width that
 they accept (global pooling makes most accept it); the declared size's own
 shape arithmetic is proven by the planner already. A network that accepts
-only its declared size (flatten before a fully connected layer) runs at it.
+only its declared size (flatten before a fully connected layer) runs at it,
+directly when the IR says so.
 Meta-device forward passes were measured and rejected: the first one
 imports torch._dynamo for batch normalization's decomposition (2-3 s).
 """
@@ -75,14 +76,19 @@ def prove_runs(
     model: Any,
     inputs: Sequence[tuple[tuple[int, ...], int]],
     activation_size: int,
+    *,
+    reducible: bool = True,
 ) -> str:
     """One forward pass on zeros; ``inputs`` are (shape, spatial dimensions).
 
-    Returns the input scale that ran ("1/8", ..., "1") or "skipped".
+    ``reducible=False``: a layer fits the declared size only (VGG's fc6), so
+    the smaller trials, each a failed pass through every convolution, are
+    skipped. Returns the input scale that ran ("1/8", ..., "1") or "skipped".
     """
     import torch
 
-    for factor in (8, 4, 2) if activation_size > REAL_RUN_BUDGET else ():
+    big = activation_size > REAL_RUN_BUDGET
+    for factor in (8, 4, 2) if big and reducible else ():
         shapes = [_reduced(shape, spatial, factor) for shape, spatial in inputs]
         if any(s is None for s in shapes):
             break

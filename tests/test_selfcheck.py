@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -65,6 +67,36 @@ def test_fixed_size_networks_fall_back_to_the_declared_size(
     model = selfcheck.load_strict(_Flat, _state(_Flat))
     assert selfcheck.prove_runs(model, [((1, 3, 16, 16), 2)], 4 * 16 * 16) == "1"
     assert model.seen[-1] == (1, 3, 16, 16)
+
+
+def test_a_layer_fixing_the_size_skips_the_smaller_trials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """VGG-16's fc6 fits 224x224 only: three failed passes through every
+    convolution (a third of a full one) are not run."""
+    monkeypatch.setattr(selfcheck, "REAL_RUN_BUDGET", 100)
+    model = selfcheck.load_strict(_Flat, _state(_Flat))
+    shape = [((1, 3, 16, 16), 2)]
+    assert selfcheck.prove_runs(model, shape, 4 * 16 * 16, reducible=False) == "1"
+    assert model.seen == [(1, 3, 16, 16)]
+
+
+@pytest.mark.parametrize(
+    ("example", "fixed"),
+    [
+        ("digits_cnn", ["fc"]),  # 7x7 positions flattened
+        ("legacy_alexnet_2017", ["fc6"]),
+        ("residual_dag", []),  # global pooling first: any size
+        ("feature_regression", []),
+        ("lstm_classifier", []),
+    ],
+)
+def test_which_layers_fix_the_input_size(example: str, fixed: list[str]) -> None:
+    from codegen.pipeline import build, load_graph
+
+    mat = Path(__file__).parents[1] / "examples" / f"{example}.mat"
+    net, _ = build(load_graph(mat))
+    assert [n.ident for n in net.nodes if n.fixes_size] == fixed
 
 
 def test_small_networks_run_at_the_declared_size() -> None:

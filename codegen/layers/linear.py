@@ -24,6 +24,11 @@ class Linear(ModuleNode):
     flatten: bool = False
     pre: Relayout = Relayout.NONE  # N×C×T sequences go back to N×T×C first
 
+    @property
+    def fixes_size(self) -> bool:
+        # Flattening more than one position: its in_features pin H and W.
+        return self.flatten and any(math.prod(t.spatial) > 1 for t in self.in_types)
+
 
 @register(
     "nnet.cnn.layer.FullyConnectedLayer",
